@@ -1,0 +1,117 @@
+# mlflow-operator. `make help` lists the targets.
+
+# Image of the operator itself, for docker-build and deploy.
+IMG ?= ghcr.io/mlflow-operator/mlflow-operator:dev
+
+# Tools, pinned and built from source into bin/ (nothing is downloaded prebuilt).
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.1
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+ROOT := $(abspath .)
+LOCALBIN := $(ROOT)/bin
+TOOLBIN := $(LOCALBIN)/tools
+CONTROLLER_GEN := $(TOOLBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)/controller-gen
+KUSTOMIZE := $(TOOLBIN)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
+# The folder holding kube-apiserver, etcd and kubectl built by hack/controlplane.sh.
+CONTROLPLANE_DIR = $(shell hack/controlplane.sh --print-dir)
+KUBECTL = $(CONTROLPLANE_DIR)/kubectl
+
+# go test flags; e.g. make test GOTESTFLAGS='-run TestBuilders -v'
+GOTESTFLAGS ?=
+# Packages whose tests need no control plane.
+UNIT_PKGS = ./api/... ./internal/... ./cmd/...
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code from the API types.
+	$(CONTROLLER_GEN) object paths="./api/..."
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from kubebuilder markers.
+	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths="./..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, etcd and kubectl from source into bin/ (cached).
+	hack/controlplane.sh kube-apiserver etcd kubectl
+
+.PHONY: test
+test: manifests generate fmt vet controlplane ## Run all tests: unit, envtest integration (real kube-apiserver + etcd).
+	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" go test ./... $(GOTESTFLAGS)
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no control plane.
+	go test $(UNIT_PKGS) $(GOTESTFLAGS)
+
+.PHONY: verify
+verify: generate manifests fmt ## Regenerate everything and fail when the tree changes.
+	@if [ -n "$$(git status --porcelain -- api config controllers internal cmd)" ]; then \
+		echo "verify: generated files or formatting are not current; run 'make generate manifests fmt' and commit:"; \
+		git status --porcelain -- api config controllers internal cmd; \
+		git --no-pager diff --stat; exit 1; \
+	fi
+	@echo "verify: generated code, manifests and formatting are current"
+
+##@ Build
+
+.PHONY: build
+build: generate fmt vet ## Build the manager binary into bin/manager.
+	go build -o $(LOCALBIN)/manager ./cmd
+
+.PHONY: run
+run: manifests generate ## Run the manager against the cluster of the current kubeconfig.
+	go run ./cmd --leader-elect=false
+
+.PHONY: docker-build
+docker-build: ## Build the operator image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests $(KUSTOMIZE) ## Install the CRD into the cluster of the current kubeconfig.
+	$(KUSTOMIZE) build config/crd | kubectl apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests $(KUSTOMIZE) ## Remove the CRD (and every ModelDeployment) from the cluster.
+	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests $(KUSTOMIZE) ## Deploy the operator (IMG) into the cluster of the current kubeconfig.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) ## Remove the operator from the cluster.
+	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	@echo "building controller-gen $(CONTROLLER_TOOLS_VERSION) from source"
+	GOBIN=$(dir $@) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+$(KUSTOMIZE):
+	@echo "building kustomize $(KUSTOMIZE_VERSION) from source"
+	GOBIN=$(dir $@) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)

@@ -1,0 +1,136 @@
+package v1alpha1
+
+import "time"
+
+// Defaults. The API server applies them from the CRD's schema; the getters
+// below apply them again so that code given an object that never passed
+// through the API server (a unit test, an old stored object) behaves the same.
+const (
+	DefaultPort                 int32 = 8080
+	DefaultMinReplicas          int32 = 3
+	DefaultMaxReplicas          int32 = 10
+	DefaultTargetCPUUtilization int32 = 70
+	DefaultMinAvailable         int32 = 2
+	DefaultHistoryLimit         int32 = 10
+	DefaultPollInterval               = time.Minute
+	DefaultProgressDeadline           = 10 * time.Minute
+	DefaultSmokeTestTimeout           = 30 * time.Second
+	DefaultSmokeTestPath              = "/invocations"
+	DefaultTagTemplate                = "{name}-v{version}"
+)
+
+func int32Or(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func boolOr(p *bool, def bool) bool {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// ServingPort is the port of the scoring server.
+func (s *ModelDeploymentSpec) ServingPort() int32 {
+	if s.Serving.Port == 0 {
+		return DefaultPort
+	}
+	return s.Serving.Port
+}
+
+// MinReplicas is the fewest serving pods.
+func (s *ModelDeploymentSpec) MinReplicas() int32 {
+	return int32Or(s.Scaling.MinReplicas, DefaultMinReplicas)
+}
+
+// MaxReplicas is the most serving pods, never below MinReplicas.
+func (s *ModelDeploymentSpec) MaxReplicas() int32 {
+	return max(int32Or(s.Scaling.MaxReplicas, DefaultMaxReplicas), s.MinReplicas())
+}
+
+// TargetCPUUtilization is the autoscaler's CPU target in percent.
+func (s *ModelDeploymentSpec) TargetCPUUtilization() int32 {
+	return int32Or(s.Scaling.TargetCPUUtilization, DefaultTargetCPUUtilization)
+}
+
+// NetworkPolicyEnabled tells whether the operator owns a NetworkPolicy.
+func (s *ModelDeploymentSpec) NetworkPolicyEnabled() bool {
+	return boolOr(s.NetworkPolicy.Enabled, true)
+}
+
+// PollInterval is how often the registry is polled.
+func (s *ModelDeploymentSpec) PollInterval() time.Duration {
+	return durationOr(s.MLflow.PollInterval.Duration, DefaultPollInterval)
+}
+
+// ProgressDeadline bounds a candidate's start and a rollout without progress.
+func (s *ModelDeploymentSpec) ProgressDeadline() time.Duration {
+	return durationOr(s.Rollout.ProgressDeadline.Duration, DefaultProgressDeadline)
+}
+
+// SmokeTestEnabled tells whether a candidate must answer a request.
+func (s *ModelDeploymentSpec) SmokeTestEnabled() bool {
+	return boolOr(s.Rollout.SmokeTest.Enabled, true)
+}
+
+// SmokeTestTimeout bounds the smoke test request.
+func (s *ModelDeploymentSpec) SmokeTestTimeout() time.Duration {
+	return durationOr(s.Rollout.SmokeTest.Timeout.Duration, DefaultSmokeTestTimeout)
+}
+
+// SmokeTestPath is where the smoke test request goes.
+func (s *ModelDeploymentSpec) SmokeTestPath() string {
+	if s.Rollout.SmokeTest.Path == "" {
+		return DefaultSmokeTestPath
+	}
+	return s.Rollout.SmokeTest.Path
+}
+
+// AutoRollback tells whether a failed rollout returns to the last good version.
+func (s *ModelDeploymentSpec) AutoRollback() bool {
+	return boolOr(s.Rollout.AutoRollback, true)
+}
+
+// HistoryLimit is how many rollouts status.history keeps.
+func (s *ModelDeploymentSpec) HistoryLimit() int32 {
+	return int32Or(s.Rollout.HistoryLimit, DefaultHistoryLimit)
+}
+
+// TagTemplate forms the tag of a built image.
+func (s *ModelDeploymentSpec) TagTemplate() string {
+	if s.Image.TagTemplate == "" {
+		return DefaultTagTemplate
+	}
+	return s.Image.TagTemplate
+}
+
+// DependencyPolicy of the image build.
+func (s *ModelDeploymentSpec) DependencyPolicyOrDefault() DependencyPolicy {
+	if s.Image.DependencyPolicy == "" {
+		return DependencyPolicyWarn
+	}
+	return s.Image.DependencyPolicy
+}
+
+// Following describes what the model reference follows, e.g. "@champion",
+// "stage Production" or "version 3".
+func (m ModelReference) Following() string {
+	switch {
+	case m.Alias != "":
+		return "@" + m.Alias
+	case m.Stage != "":
+		return "stage " + m.Stage
+	default:
+		return "version " + m.Version
+	}
+}
