@@ -1,6 +1,10 @@
 package v1alpha1
 
-import "time"
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // Defaults. The API server applies them from the CRD's schema; the getters
 // below apply them again so that code given an object that never passed
@@ -33,11 +37,11 @@ func boolOr(p *bool, def bool) bool {
 	return *p
 }
 
-func durationOr(d, def time.Duration) time.Duration {
-	if d <= 0 {
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
 		return def
 	}
-	return d
+	return d.Duration
 }
 
 // ServingPort is the port of the scoring server.
@@ -70,12 +74,12 @@ func (s *ModelDeploymentSpec) NetworkPolicyEnabled() bool {
 
 // PollInterval is how often the registry is polled.
 func (s *ModelDeploymentSpec) PollInterval() time.Duration {
-	return durationOr(s.MLflow.PollInterval.Duration, DefaultPollInterval)
+	return durationOr(s.MLflow.PollInterval, DefaultPollInterval)
 }
 
 // ProgressDeadline bounds a candidate's start and a rollout without progress.
 func (s *ModelDeploymentSpec) ProgressDeadline() time.Duration {
-	return durationOr(s.Rollout.ProgressDeadline.Duration, DefaultProgressDeadline)
+	return durationOr(s.Rollout.ProgressDeadline, DefaultProgressDeadline)
 }
 
 // SmokeTestEnabled tells whether a candidate must answer a request.
@@ -85,7 +89,7 @@ func (s *ModelDeploymentSpec) SmokeTestEnabled() bool {
 
 // SmokeTestTimeout bounds the smoke test request.
 func (s *ModelDeploymentSpec) SmokeTestTimeout() time.Duration {
-	return durationOr(s.Rollout.SmokeTest.Timeout.Duration, DefaultSmokeTestTimeout)
+	return durationOr(s.Rollout.SmokeTest.Timeout, DefaultSmokeTestTimeout)
 }
 
 // SmokeTestPath is where the smoke test request goes.

@@ -79,9 +79,9 @@ type MLflowConnection struct {
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 30s, 5m or 1h30m"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) >= duration('5s')",message="must be at least 5s"
-	PollInterval metav1.Duration `json:"pollInterval,omitempty"`
+	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
 }
 
 // DependencyPolicy says what to do when the base image lacks a package the
@@ -332,8 +332,8 @@ type SmokeTestSpec struct {
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
-	Timeout metav1.Duration `json:"timeout,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 30s, 5m or 1h30m"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // RolloutSpec configures how a new version reaches production.
@@ -344,9 +344,9 @@ type RolloutSpec struct {
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 30s, 5m or 1h30m"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) >= duration('10s')",message="must be at least 10s"
-	ProgressDeadline metav1.Duration `json:"progressDeadline,omitempty"`
+	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 
 	// SmokeTest is the request a one-replica candidate must answer before a
 	// new version replaces the serving one.
@@ -369,7 +369,7 @@ type RolloutSpec struct {
 
 // ModelDeploymentSpec is the desired state: which model version to follow and
 // how to serve it.
-// +kubebuilder:validation:XValidation:rule="!has(self.disruption) || !has(self.disruption.minAvailable) || type(self.disruption.minAvailable) != int || !has(self.scaling) || !has(self.scaling.minReplicas) || self.disruption.minAvailable < self.scaling.minReplicas",message="spec.disruption.minAvailable must be lower than spec.scaling.minReplicas, or the PodDisruptionBudget blocks every eviction"
+// +kubebuilder:validation:XValidation:rule="!has(self.disruption) || !has(self.disruption.minAvailable) || type(self.disruption.minAvailable) != int || !has(self.scaling) || !has(self.scaling.minReplicas) || self.disruption.minAvailable < self.scaling.minReplicas",message="must be lower than spec.scaling.minReplicas, or the PodDisruptionBudget blocks every eviction",fieldPath=".disruption.minAvailable"
 type ModelDeploymentSpec struct {
 	// Model is the registered MLflow model and the version of it to follow.
 	// +required
