@@ -1,0 +1,60 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// FieldOwner is the server-side apply field manager of the operator.
+const FieldOwner = "mlflow-operator"
+
+// apply server-side applies obj (a typed object with its TypeMeta set) under
+// the operator's field manager, taking over fields another manager changed:
+// that is how drift is corrected. Fields the operator does not set are left
+// to their owners.
+func apply(ctx context.Context, c client.Client, obj runtime.Object, manager string) error {
+	u, err := toApplyObject(obj)
+	if err != nil {
+		return err
+	}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(manager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("failed to apply %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return nil
+}
+
+// toApplyObject converts a typed object to the unstructured form sent as an
+// apply patch: without status and without the empty creationTimestamp a
+// typed object always carries.
+func toApplyObject(obj runtime.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	delete(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
+	return u, nil
+}
+
+// applyPartial applies only the fields obj sets that are not zero, under
+// manager: obj names an existing object and carries the few fields manager
+// owns.
+func applyPartial(ctx context.Context, c client.Client, obj runtime.Object, manager string) error {
+	u, err := toApplyObject(obj)
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{"selector", "strategy", "template"} {
+		unstructured.RemoveNestedField(u.Object, "spec", f)
+	}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(manager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("failed to apply %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return nil
+}

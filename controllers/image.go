@@ -1,0 +1,65 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
+)
+
+// buildPollInterval is how often a running build is looked at again.
+const buildPollInterval = 5 * time.Second
+
+// buildImage makes sure the target version has an image, and chooses the image
+// the workload runs: the target's once it exists, the serving one until then.
+func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (bool, error) {
+	md := s.md
+	if md.Status.Serving != nil {
+		s.image, s.version = md.Status.Serving.Image, md.Status.Serving.Version
+	}
+	target := md.Status.Target
+	if target == nil {
+		// Nothing resolved yet: the workload keeps what serves, if anything.
+		return true, nil
+	}
+	if target.Image == "" {
+		if r.Images == nil {
+			msg := "this operator build has no image builder"
+			setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionFalse, v1alpha1.ReasonBuilderMissing, msg)
+			s.fail(rollout.Outcome{Stalled: true, Reason: v1alpha1.ReasonBuilderMissing, Message: msg})
+			return true, nil
+		}
+		res, err := r.Images.Image(ctx, md, ModelVersion{Version: target.Version, RunID: target.RunID, Source: target.Source})
+		if err != nil {
+			reason, terminal := reasonOf(err, v1alpha1.ReasonBuildFailed)
+			msg := fmt.Sprintf("image of version %s: %v", target.Version, err)
+			if setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionFalse, reason, msg) {
+				r.event(md, corev1.EventTypeWarning, reason, "Build", msg)
+			}
+			s.fail(rollout.Outcome{Stalled: terminal, Reason: reason, Message: msg})
+			return true, nil
+		}
+		if res.Image == "" {
+			msg := fmt.Sprintf("building the image of version %s", target.Version)
+			if res.Message != "" {
+				msg += ": " + res.Message
+			}
+			setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionFalse, v1alpha1.ReasonBuilding, msg)
+			s.wait(v1alpha1.ReasonBuilding, msg)
+			s.requeue(buildPollInterval)
+			return true, nil
+		}
+		target.Image = res.Image
+		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonPushed, "Build",
+			fmt.Sprintf("image of version %s is %s", target.Version, res.Image))
+	}
+	setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonPushed,
+		fmt.Sprintf("image of version %s is %s", target.Version, target.Image))
+	s.image, s.version = target.Image, target.Version
+	return true, nil
+}

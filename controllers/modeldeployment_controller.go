@@ -1,0 +1,194 @@
+// Package controllers holds the ModelDeployment reconciler: a short skeleton
+// (this file) running an ordered list of steps, one file per step.
+package controllers
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
+)
+
+// ModelDeploymentReconciler reconciles ModelDeployments.
+type ModelDeploymentReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+
+	// Resolver asks the model registry which version to serve. Nil means this
+	// build has no registry client: ModelResolved then says so.
+	Resolver Resolver
+	// Images gives the image of a model version. Nil means this build has no
+	// image builder: ImageReady then says so.
+	Images ImageProvider
+
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// MaxConcurrentReconciles; 1 when zero.
+	MaxConcurrentReconciles int
+}
+
+// scope is what one reconcile knows: the object, the clock, and what each
+// step found for the steps after it.
+type scope struct {
+	md  *v1alpha1.ModelDeployment
+	now time.Time
+	log logr.Logger
+
+	// image is what the workload runs: the target's image once it is built,
+	// otherwise the image already serving.
+	image   string
+	version string
+
+	// problem is the first step failure; waiting the first step still under
+	// way. Together they make the summary conditions.
+	problem *rollout.Outcome
+	waiting *rollout.Outcome
+	// requeueAfter is the shortest wait any step asked for.
+	requeueAfter time.Duration
+}
+
+func (s *scope) fail(o rollout.Outcome) {
+	if s.problem == nil {
+		o.Failing = !o.Stalled
+		s.problem = &o
+	}
+}
+
+func (s *scope) wait(reason, message string) {
+	if s.waiting == nil {
+		s.waiting = &rollout.Outcome{Reason: reason, Message: message}
+	}
+}
+
+func (s *scope) requeue(d time.Duration) {
+	if d > 0 && (s.requeueAfter == 0 || d < s.requeueAfter) {
+		s.requeueAfter = d
+	}
+}
+
+// stepFunc is one step of the reconcile. It records what it found in the
+// scope; next=false ends the reconcile after it (nothing more can be done
+// now). An error is transient: the reconcile is retried with backoff.
+type stepFunc func(ctx context.Context, s *scope) (next bool, err error)
+
+// +kubebuilder:rbac:groups=serving.mlflow-operator.io,resources=modeldeployments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=serving.mlflow-operator.io,resources=modeldeployments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=serving.mlflow-operator.io,resources=modeldeployments/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile moves one ModelDeployment towards its spec: resolve the version,
+// get its image, apply the serving objects, observe the rollout. The status
+// is patched once, at the end, whatever happened.
+func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	md := &v1alpha1.ModelDeployment{}
+	if err := r.Get(ctx, req.NamespacedName, md); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !md.DeletionTimestamp.IsZero() {
+		// The owned objects carry controller owner references: the garbage
+		// collector removes them.
+		return ctrl.Result{}, nil
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("modelDeployment", klog.KObj(md))
+	if md.Spec.Suspend {
+		log.V(1).Info("Suspended, nothing reconciled")
+		return ctrl.Result{}, nil
+	}
+
+	s := &scope{md: md, now: r.now(), log: log}
+	base := md.DeepCopy()
+	defer func() {
+		r.summarize(s)
+		if perr := r.Status().Patch(ctx, md, client.MergeFrom(base)); perr != nil && !apierrors.IsNotFound(perr) {
+			if err == nil {
+				err = perr
+			}
+		}
+		if err == nil {
+			result = ctrl.Result{RequeueAfter: s.requeueAfter}
+		}
+	}()
+
+	// The order of ARCHITECTURE.md's reconcile flow. Candidate verification
+	// (between image and promote) and rollback (after observe) are added by
+	// the rollout work.
+	for _, step := range []stepFunc{r.resolve, r.buildImage, r.promote, r.observe} {
+		next, err := step(ctx, s)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if !next {
+			break
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// summarize writes the kstatus summary conditions from what the steps found
+// and marks the generation handled.
+func (r *ModelDeploymentReconciler) summarize(s *scope) {
+	md := s.md
+	var o rollout.Outcome
+	switch {
+	case s.problem != nil:
+		o = *s.problem
+	case s.waiting != nil:
+		o = *s.waiting
+	default:
+		o = rollout.Outcome{Ready: true, Reason: v1alpha1.ReasonSucceeded,
+			Message: "version " + s.version + " serves with all replicas available"}
+	}
+	rollout.SetSummary(&md.Status.Conditions, md.Generation, o)
+	md.Status.ObservedGeneration = md.Generation
+}
+
+func (r *ModelDeploymentReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// jitter spreads polls of many objects over +-10% of the interval.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
+
+// SetupWithManager registers the reconciler: it watches ModelDeployments (spec
+// and annotation changes, not its own status writes) and every object it owns,
+// so that drift is corrected as soon as it happens.
+func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ModelDeployment{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		Named("modeldeployment").
+		Complete(r)
+}
