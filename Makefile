@@ -115,3 +115,7 @@ $(CONTROLLER_GEN):
 $(KUSTOMIZE):
 	@echo "building kustomize $(KUSTOMIZE_VERSION) from source"
 	GOBIN=$(dir $@) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+.PHONY: kustomize controller-gen
+kustomize: $(KUSTOMIZE) ## Build kustomize from source into bin/tools.
+controller-gen: $(CONTROLLER_GEN) ## Build controller-gen from source into bin/tools.

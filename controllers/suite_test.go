@@ -88,7 +88,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	k8s = env.Client
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	// The reconciler runs as a user holding only the generated RBAC role.
+	operatorConfig, err := env.OperatorConfig(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(operatorConfig, ctrl.Options{
 		Scheme:  scheme.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})

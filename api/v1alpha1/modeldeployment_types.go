@@ -393,7 +393,9 @@ type ModelDeploymentSpec struct {
 	// +kubebuilder:default={}
 	Scaling ScalingSpec `json:"scaling,omitempty"`
 
-	// Disruption configures the PodDisruptionBudget.
+	// Disruption configures the PodDisruptionBudget. Default: keep 2 pods
+	// available, or allow one eviction at a time when minReplicas is 2 or
+	// less, so that a node drain is never blocked.
 	// +optional
 	Disruption DisruptionSpec `json:"disruption,omitempty"`
 

@@ -10,9 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,11 +88,13 @@ func TestDefaults(t *testing.T) {
 func TestValidObjectsAccepted(t *testing.T) {
 	ns := createNamespace(t)
 	cases := map[string]func(*v1alpha1.ModelDeployment){
-		"alias":          func(md *v1alpha1.ModelDeployment) {},
-		"stage":          func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Stage = "Production" },
-		"version":        func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Version = "12" },
-		"registry port":  func(md *v1alpha1.ModelDeployment) { md.Spec.Image.Repository = "127.0.0.1:5000/models/iris" },
-		"base by digest": func(md *v1alpha1.ModelDeployment) { md.Spec.Image.BaseImage = "reg.io/a/b@sha256:" + strings.Repeat("a", 64) },
+		"alias":         func(md *v1alpha1.ModelDeployment) {},
+		"stage":         func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Stage = "Production" },
+		"version":       func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Version = "12" },
+		"registry port": func(md *v1alpha1.ModelDeployment) { md.Spec.Image.Repository = "127.0.0.1:5000/models/iris" },
+		"base by digest": func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Image.BaseImage = "reg.io/a/b@sha256:" + strings.Repeat("a", 64)
+		},
 		"percent pdb": func(md *v1alpha1.ModelDeployment) {
 			md.Spec.Disruption.MaxUnavailable = ptr.To(intstr.FromString("25%"))
 		},
@@ -150,7 +152,9 @@ func TestInvalidObjectsRefused(t *testing.T) {
 			"spec.mlflow.trackingURI", nil},
 		{"tracking URI without scheme", func(md *v1alpha1.ModelDeployment) { md.Spec.MLflow.TrackingURI = "mlflow:5000" },
 			"spec.mlflow.trackingURI", []string{"http://"}},
-		{"bad poll interval", func(md *v1alpha1.ModelDeployment) { md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: -time.Second} },
+		{"bad poll interval", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: -time.Second}
+		},
 			"spec.mlflow.pollInterval", nil},
 		{"poll interval too short", func(md *v1alpha1.ModelDeployment) {
 			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: time.Second}
@@ -188,7 +192,9 @@ func TestInvalidObjectsRefused(t *testing.T) {
 			md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromInt32(1))
 			md.Spec.Disruption.MaxUnavailable = ptr.To(intstr.FromInt32(1))
 		}, "spec.disruption", []string{"at most one of minAvailable and maxUnavailable"}},
-		{"minAvailable 100%", func(md *v1alpha1.ModelDeployment) { md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromString("100%")) },
+		{"minAvailable 100%", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromString("100%"))
+		},
 			"spec.disruption.minAvailable", []string{"block every eviction"}},
 		{"maxUnavailable 0", func(md *v1alpha1.ModelDeployment) { md.Spec.Disruption.MaxUnavailable = ptr.To(intstr.FromInt32(0)) },
 			"spec.disruption.maxUnavailable", []string{"block every eviction"}},

@@ -4,15 +4,19 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
@@ -53,4 +57,37 @@ func Start() (*Env, error) {
 		return nil, err
 	}
 	return &Env{Environment: env, Config: cfg, Client: c}, nil
+}
+
+// OperatorConfig is a client config for a user that holds only the
+// ClusterRole generated from the operator's RBAC markers
+// (config/rbac/role.yaml). Running the reconciler with it proves the role is
+// enough: a missing permission fails the tests.
+func (e *Env) OperatorConfig(ctx context.Context) (*rest.Config, error) {
+	data, err := os.ReadFile(filepath.Join(RepoRoot(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, role); err != nil {
+		return nil, fmt.Errorf("config/rbac/role.yaml: %w", err)
+	}
+	const user = "mlflow-operator-test"
+	role.Name = user
+	if err := e.Client.Create(ctx, role); err != nil {
+		return nil, err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	if err := e.Client.Create(ctx, binding); err != nil {
+		return nil, err
+	}
+	u, err := e.ControlPlane.AddUser(envtest.User{Name: user}, e.Config)
+	if err != nil {
+		return nil, err
+	}
+	return u.Config(), nil
 }
