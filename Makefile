@@ -44,6 +44,10 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from kubebuilder marke
 	$(CONTROLLER_GEN) crd rbac:roleName=manager-role paths="./..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
+.PHONY: docs
+docs: manifests ## Generate docs/reference.md from the CRD.
+	go run ./hack/crd-reference config/crd/bases/serving.mlflow-operator.io_modeldeployments.yaml > docs/reference.md
+
 .PHONY: fmt
 fmt: ## go fmt.
 	go fmt ./...
@@ -65,10 +69,11 @@ test-unit: ## Run the tests that need no control plane.
 	go test $(UNIT_PKGS) $(GOTESTFLAGS)
 
 .PHONY: verify
-verify: generate manifests fmt ## Regenerate everything and fail when the tree changes.
-	@if [ -n "$$(git status --porcelain -- api config controllers internal cmd)" ]; then \
-		echo "verify: generated files or formatting are not current; run 'make generate manifests fmt' and commit:"; \
-		git status --porcelain -- api config controllers internal cmd; \
+verify: generate manifests docs fmt ## Regenerate everything and fail when the tree changes.
+	go mod tidy
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "verify: generated files, go.mod or formatting are not current; run 'make generate manifests docs fmt' and 'go mod tidy', then commit:"; \
+		git status --porcelain; \
 		git --no-pager diff --stat; exit 1; \
 	fi
 	@echo "verify: generated code, manifests and formatting are current"
