@@ -1,0 +1,177 @@
+"""Test fixture for a real MLflow tracking server.
+
+Reads a JSON list of operations on stdin, runs them with the MLflow client
+against MLFLOW_TRACKING_URI (credentials from the usual MLFLOW_TRACKING_*
+variables) and prints a JSON list with one result per operation. One process
+runs many operations, since importing MLflow takes seconds.
+
+Operations:
+  {"op": "register", "model": NAME, "kind": "iris"|"raises"|"sized", "seed": N,
+   "size_bytes": N, "alias": A, "stage": S}
+      trains and logs a model with an input example, registers a new version,
+      then sets the alias / stage when given. -> {version, run_id, source, model_id}
+  {"op": "set_alias", "model": NAME, "alias": A, "version": V}
+  {"op": "delete_alias", "model": NAME, "alias": A}
+  {"op": "transition", "model": NAME, "version": V, "stage": S}
+  {"op": "create_webhook", "name": N, "url": U, "secret": S, "events": [E, ...]}
+  {"op": "create_user", "username": U, "password": P}   (basic-auth servers)
+"""
+
+import json
+import os
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+
+
+class RaisingModel(mlflow.pyfunc.PythonModel):
+    """A model whose predict always fails, as a broken model version would."""
+
+    def predict(self, context, model_input, params=None):
+        raise RuntimeError("this model version is broken on purpose")
+
+
+class ConstantModel(mlflow.pyfunc.PythonModel):
+    """A model carrying a large artifact; predicts its size for every row."""
+
+    def load_context(self, context):
+        self.size = os.path.getsize(context.artifacts["blob"])
+
+    def predict(self, context, model_input, params=None):
+        return [self.size] * len(model_input)
+
+
+def iris_frame():
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    return X, y
+
+
+def register(op, client):
+    name = op["model"]
+    kind = op.get("kind", "iris")
+    seed = int(op.get("seed", 0))
+    X, y = iris_frame()
+    example = X.head(3)
+    with mlflow.start_run() as run:
+        if kind == "iris":
+            from sklearn.linear_model import LogisticRegression
+
+            model = LogisticRegression(max_iter=300, C=1.0 + seed).fit(X, y)
+            info = mlflow.sklearn.log_model(
+                sk_model=model, name="model", input_example=example, registered_model_name=name
+            )
+        elif kind == "raises":
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=RaisingModel(),
+                input_example=example,
+                registered_model_name=name,
+            )
+        elif kind == "sized":
+            import tempfile
+
+            size = int(op["size_bytes"])
+            tmp = tempfile.mkdtemp()
+            blob = os.path.join(tmp, "blob.bin")
+            rng = np.random.default_rng(seed)
+            with open(blob, "wb") as f:
+                left = size
+                while left > 0:
+                    n = min(left, 8 << 20)
+                    f.write(rng.bytes(n))
+                    left -= n
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=ConstantModel(),
+                artifacts={"blob": blob},
+                input_example=example,
+                registered_model_name=name,
+            )
+        else:
+            raise ValueError(f"unknown model kind {kind}")
+    version = str(info.registered_model_version)
+    if op.get("alias"):
+        client.set_registered_model_alias(name, op["alias"], version)
+    if op.get("stage"):
+        client.transition_model_version_stage(name, version, op["stage"])
+    mv = client.get_model_version(name, version)
+    return {
+        "version": version,
+        "run_id": run.info.run_id,
+        "source": mv.source,
+        "model_id": getattr(info, "model_id", "") or "",
+    }
+
+
+def register_run_artifacts(op, client):
+    """Registers a version whose source is runs:/<run>/model, the way models
+    registered from a run's artifacts (MLflow 2 and older clients) are."""
+    import tempfile
+
+    from sklearn.linear_model import LogisticRegression
+
+    name = op["model"]
+    X, y = iris_frame()
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    tmp = os.path.join(tempfile.mkdtemp(), "model")
+    mlflow.sklearn.save_model(model, tmp, input_example=X.head(3))
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(tmp, "model")
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        pass
+    mv = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    return {"version": str(mv.version), "run_id": run.info.run_id, "source": mv.source, "model_id": ""}
+
+
+def run_op(op, client):
+    kind = op["op"]
+    if kind == "register":
+        return register(op, client)
+    if kind == "register_run_artifacts":
+        return register_run_artifacts(op, client)
+    if kind == "set_alias":
+        client.set_registered_model_alias(op["model"], op["alias"], str(op["version"]))
+        return {}
+    if kind == "delete_alias":
+        client.delete_registered_model_alias(op["model"], op["alias"])
+        return {}
+    if kind == "transition":
+        client.transition_model_version_stage(op["model"], str(op["version"]), op["stage"])
+        return {}
+    if kind == "create_webhook":
+        wh = client.create_webhook(
+            name=op["name"], url=op["url"], events=op["events"], secret=op.get("secret")
+        )
+        return {"webhook_id": wh.webhook_id}
+    if kind == "create_user":
+        from mlflow.server.auth.client import AuthServiceClient
+
+        AuthServiceClient(os.environ["MLFLOW_TRACKING_URI"]).create_user(
+            op["username"], op["password"]
+        )
+        return {}
+    raise ValueError(f"unknown operation {kind}")
+
+
+def main():
+    ops = json.load(sys.stdin)
+    client = MlflowClient()
+    results = []
+    for op in ops:
+        results.append(run_op(op, client))
+    json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
