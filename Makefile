@@ -18,11 +18,11 @@ KUSTOMIZE := $(TOOLBIN)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
 # The folder holding kube-apiserver, etcd and kubectl built by hack/controlplane.sh.
 CONTROLPLANE_DIR = $(shell hack/controlplane.sh --print-dir)
 KUBECTL = $(CONTROLPLANE_DIR)/kubectl
+# The Python environment with MLflow and scikit-learn made by hack/python-env.sh.
+PYTHON_ENV = $(shell hack/python-env.sh --print-dir)
 
 # go test flags; e.g. make test GOTESTFLAGS='-run TestBuilders -v'
 GOTESTFLAGS ?=
-# Packages whose tests need no control plane.
-UNIT_PKGS = ./api/... ./internal/... ./cmd/...
 
 .PHONY: all
 all: build
@@ -60,13 +60,17 @@ vet: ## go vet.
 controlplane: ## Build kube-apiserver, etcd and kubectl from source into bin/ (cached).
 	hack/controlplane.sh kube-apiserver etcd kubectl
 
+.PHONY: pythonenv
+pythonenv: ## Create the pinned Python environment with MLflow and scikit-learn (cached).
+	hack/python-env.sh
+
 .PHONY: test
-test: manifests generate fmt vet controlplane ## Run all tests: unit, envtest integration (real kube-apiserver + etcd).
-	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" go test ./... $(GOTESTFLAGS)
+test: manifests generate fmt vet controlplane pythonenv ## Run all tests: unit, integration against a real kube-apiserver + etcd and a real MLflow server.
+	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test ./... $(GOTESTFLAGS)
 
 .PHONY: test-unit
-test-unit: ## Run the tests that need no control plane.
-	go test $(UNIT_PKGS) $(GOTESTFLAGS)
+test-unit: ## Run the pure unit tests (no control plane, no MLflow server).
+	go test ./internal/resources/... ./internal/rollout/... ./test/health/... $(GOTESTFLAGS)
 
 .PHONY: verify
 verify: generate manifests docs fmt ## Regenerate everything and fail when the tree changes.

@@ -29,8 +29,13 @@ type File struct {
 
 // Manifest lists what DownloadVersion wrote, sorted by path.
 type Manifest struct {
-	// ArtifactURI is where MLflow keeps the version's files.
+	// ArtifactURI is where MLflow says the version's files are (its download
+	// URI: mlflow-artifacts:/..., runs:/..., models:/...).
 	ArtifactURI string `json:"artifactURI"`
+	// ResolvedURI is the mlflow-artifacts folder the files came from, after
+	// following runs:/ and models:/ indirections; empty when they came
+	// through model-versions/get-artifact.
+	ResolvedURI string `json:"resolvedURI,omitempty"`
 	Files       []File `json:"files"`
 }
 
@@ -81,6 +86,7 @@ func (c *Client) DownloadVersion(ctx context.Context, name, version, dir string)
 	loc, err := c.artifactLocation(ctx, uri, 0)
 	switch {
 	case err == nil:
+		m.ResolvedURI = "mlflow-artifacts:/" + loc.path
 		err = c.walk(ctx, loc, "", dir, m)
 	case errors.Is(err, errNotProxied):
 		err = c.downloadByMLmodel(ctx, name, version, dir, m)

@@ -186,7 +186,7 @@ func TestDownloadVersionByteIdentical(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stored := sha256Tree(t, storedDir(t, m.ArtifactURI))
+			stored := sha256Tree(t, storedDir(t, m.ResolvedURI))
 			got := sha256Tree(t, dir)
 			if len(stored) < 5 {
 				t.Fatalf("the server stored only %d files: %v", len(stored), stored)

@@ -165,12 +165,17 @@ def run_op(op, client):
 
 
 def main():
+    # MLflow prints progress ("View run ...") to stdout: keep stdout for the
+    # JSON answer alone.
+    out = sys.stdout
+    sys.stdout = sys.stderr
     ops = json.load(sys.stdin)
     client = MlflowClient()
     results = []
     for op in ops:
         results.append(run_op(op, client))
-    json.dump(results, sys.stdout)
+    json.dump(results, out)
+    out.flush()
 
 
 if __name__ == "__main__":

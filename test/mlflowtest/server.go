@@ -133,7 +133,7 @@ func (s *Server) Restart() error {
 			return err
 		}
 		args = append(args, "--app-name", "basic-auth")
-		env = append(env, "MLFLOW_AUTH_CONFIG_PATH="+ini)
+		env = append(env, "MLFLOW_AUTH_CONFIG_PATH="+ini, "MLFLOW_FLASK_SERVER_SECRET_KEY=operator-tests-csrf-key")
 	}
 	if s.opts.Webhooks {
 		key, err := fernetKey(s.Dir)
