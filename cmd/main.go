@@ -3,8 +3,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
+	"errors"
 	"flag"
+	"io/fs"
 	"os"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -36,6 +39,8 @@ func main() {
 		enableHTTP2            bool
 		leaderElect            bool
 		concurrency            int
+		webhookAddr            string
+		webhookSecretFile      string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to clients that the API server authenticates and authorizes.")
@@ -43,6 +48,9 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", true, "Elect a leader, so that only one of several replicas reconciles.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve metrics over HTTP/2 (off by default: HTTP/2 rapid reset, CVE-2023-44487).")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "ModelDeployments reconciled at once.")
+	flag.StringVar(&webhookAddr, "webhook-bind-address", ":9090", "Address the MLflow webhook receiver binds to; \"0\" turns it off.")
+	flag.StringVar(&webhookSecretFile, "webhook-secret-file", "/etc/mlflow-operator/webhook/secret",
+		"File holding the secret MLflow signs webhook deliveries with (mount it from a Secret). Without it the receiver stays off and polling alone notices changes.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -84,13 +92,21 @@ func main() {
 		os.Exit(1)
 	}
 
-	r := &controllers.ModelDeploymentReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("mlflow-operator"),
-		MaxConcurrentReconciles: concurrency,
-		// The MLflow registry client and the image builder plug in here.
+	setup := controllers.Options{MaxConcurrentReconciles: concurrency}
+	if webhookAddr != "0" && webhookAddr != "" {
+		secret, err := os.ReadFile(webhookSecretFile)
+		switch {
+		case err == nil && len(bytes.TrimSpace(secret)) > 0:
+			setup.WebhookAddr, setup.WebhookSecret = webhookAddr, bytes.TrimSpace(secret)
+		case errors.Is(err, fs.ErrNotExist) || err == nil:
+			log.Info("No MLflow webhook secret: the webhook receiver is off, polling alone notices changes", "file", webhookSecretFile)
+		default:
+			log.Error(err, "Unable to read the MLflow webhook secret", "file", webhookSecretFile)
+			os.Exit(1)
+		}
 	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	ctx := ctrl.SetupSignalHandler()
+	if _, err := controllers.Setup(ctx, mgr, setup); err != nil {
 		log.Error(err, "Unable to set up the ModelDeployment controller")
 		os.Exit(1)
 	}
@@ -104,7 +120,7 @@ func main() {
 	}
 
 	log.Info("Starting the manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}

@@ -20,7 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
@@ -37,6 +40,10 @@ type ModelDeploymentReconciler struct {
 	// Images gives the image of a model version. Nil means this build has no
 	// image builder: ImageReady then says so.
 	Images ImageProvider
+
+	// Triggers, when set, makes the ModelDeployments sent on it reconcile
+	// now (MLflow webhooks).
+	Triggers <-chan event.GenericEvent
 
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -97,6 +104,7 @@ type stepFunc func(ctx context.Context, s *scope) (next bool, err error)
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile moves one ModelDeployment towards its spec: resolve the version,
 // get its image, apply the serving objects, observe the rollout. The status
@@ -180,7 +188,11 @@ func jitter(d time.Duration) time.Duration {
 // and annotation changes, not its own status writes) and every object it owns,
 // so that drift is corrected as soon as it happens.
 func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Triggers != nil {
+		b = b.WatchesRawSource(source.Channel(r.Triggers, &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		For(&v1alpha1.ModelDeployment{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).

@@ -172,8 +172,13 @@ def main():
     ops = json.load(sys.stdin)
     client = MlflowClient()
     results = []
+    import time
+
     for op in ops:
-        results.append(run_op(op, client))
+        result = run_op(op, client)
+        # When the operation finished, for latency measurements.
+        result["t"] = time.time()
+        results.append(result)
     json.dump(results, out)
     out.flush()
 

@@ -246,6 +246,13 @@ type Result struct {
 	Source    string `json:"source"`
 	ModelID   string `json:"model_id"`
 	WebhookID string `json:"webhook_id"`
+	// Done is when the operation finished (unix seconds).
+	Done float64 `json:"t"`
+}
+
+// DoneTime is Done as a time.
+func (r Result) DoneTime() time.Time {
+	return time.Unix(0, int64(r.Done*1e9))
 }
 
 // Fixture runs operations with the MLflow Python client, as the admin on a

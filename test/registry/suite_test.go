@@ -1,0 +1,201 @@
+// Package registry tests the operator against a real MLflow tracking server
+// and a real kube-apiserver: resolution of aliases, stages and versions,
+// polling, MLflow webhooks, and what happens while MLflow is down.
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/controllers"
+	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
+	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+)
+
+const webhookSecret = "registry-suite-webhook-secret"
+
+var (
+	env        *testenv.Env
+	k8s        client.Client
+	server     *mlflowtest.Server
+	webhookURL string
+	requests   = &countingTransport{next: http.DefaultTransport}
+)
+
+// countingTransport counts the MLflow requests the operator sends, by path.
+type countingTransport struct {
+	next  http.RoundTripper
+	total atomic.Int64
+	byKey counter
+}
+
+type counter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (c *counter) add(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int{}
+	}
+	c.m[k]++
+}
+
+// take returns the counts so far and starts again from zero.
+func (c *counter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.m
+	c.m = map[string]int{}
+	return m
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.total.Add(1)
+	c.byKey.add(r.URL.Path + "?" + r.URL.RawQuery)
+	return c.next.RoundTrip(r)
+}
+
+// images stands in for the image builder (a later part of the operator): it
+// answers a made-up digest per model version at once.
+type images struct{}
+
+func (images) Image(_ context.Context, md *v1alpha1.ModelDeployment, v controllers.ModelVersion) (controllers.ImageResult, error) {
+	return controllers.ImageResult{Image: imageFor(md, v.Version)}, nil
+}
+
+func imageFor(md *v1alpha1.ModelDeployment, version string) string {
+	sum := sha256.Sum256([]byte(md.Spec.Model.Name + "/" + version))
+	return md.Spec.Image.Repository + "@sha256:" + hex.EncodeToString(sum[:])
+}
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	level := zapcore.Level(2)
+	if os.Getenv("TEST_VERBOSE") != "" {
+		level = -2
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(level)))
+	var err error
+	server, err = mlflowtest.Start(mlflowtest.Options{Webhooks: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer server.Close()
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	k8s = env.Client
+	operatorConfig, err := env.OperatorConfig(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(operatorConfig, ctrl.Options{Scheme: scheme.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	port, err := freePort()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	webhookURL = fmt.Sprintf("http://127.0.0.1:%d%s", port, controllers.WebhookPath)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{
+		MaxConcurrentReconciles: 4,
+		WebhookAddr:             fmt.Sprintf("127.0.0.1:%d", port),
+		WebhookSecret:           []byte(webhookSecret),
+		MLflowTransport:         requests,
+		MLflowOptions:           []mlflow.Option{mlflow.WithRetries(1, 100*time.Millisecond, 500*time.Millisecond), mlflow.WithTimeout(3 * time.Second)},
+		Images:                  images{},
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	done := make(chan error)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	<-done
+	return code
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "registry-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// eventually retries check until it returns nil, up to timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: still not true after %s: %v", what, timeout, err)
+}
+
+func fixture(t *testing.T, ops ...mlflowtest.Op) []mlflowtest.Result {
+	t.Helper()
+	res, err := server.Fixture(context.Background(), ops...)
+	if err != nil {
+		t.Fatalf("%v\nserver logs:\n%s", err, lastLines(server.Logs(), 40))
+	}
+	return res
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
