@@ -138,8 +138,12 @@ func TestReasons(t *testing.T) {
 	}{
 		{"alias-missing", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = "nobody" }, v1alpha1.ReasonAliasNotFound},
 		{"model-missing", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Name = "no-such-model" }, v1alpha1.ReasonModelNotFound},
-		{"stage-empty", func(md *v1alpha1.ModelDeployment) { md.Spec.Model = v1alpha1.ModelReference{Name: "reasons", Stage: "Production"} }, v1alpha1.ReasonStageEmpty},
-		{"version-missing", func(md *v1alpha1.ModelDeployment) { md.Spec.Model = v1alpha1.ModelReference{Name: "reasons", Version: "42"} }, v1alpha1.ReasonVersionNotFound},
+		{"stage-empty", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Model = v1alpha1.ModelReference{Name: "reasons", Stage: "Production"}
+		}, v1alpha1.ReasonStageEmpty},
+		{"version-missing", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Model = v1alpha1.ModelReference{Name: "reasons", Version: "42"}
+		}, v1alpha1.ReasonVersionNotFound},
 		{"secret-missing", func(md *v1alpha1.ModelDeployment) {
 			md.Spec.MLflow.CredentialsSecretRef = &corev1.LocalObjectReference{Name: "absent"}
 		}, "SecretNotFound"},
