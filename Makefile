@@ -64,8 +64,12 @@ controlplane: ## Build kube-apiserver, etcd and kubectl from source into bin/ (c
 pythonenv: ## Create the pinned Python environment with MLflow and scikit-learn (cached).
 	hack/python-env.sh
 
+.PHONY: registry
+registry: ## Install Debian's docker-registry (the CNCF distribution server) when missing.
+	hack/registry.sh
+
 .PHONY: test
-test: manifests generate fmt vet controlplane pythonenv ## Run all tests: unit, integration against a real kube-apiserver + etcd and a real MLflow server.
+test: manifests generate fmt vet controlplane pythonenv registry ## Run all tests: unit, and integration against a real kube-apiserver + etcd, MLflow server and registry.
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test ./... $(GOTESTFLAGS)
 
 .PHONY: test-unit

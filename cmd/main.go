@@ -41,6 +41,8 @@ func main() {
 		concurrency            int
 		webhookAddr            string
 		webhookSecretFile      string
+		buildWorkers           int
+		tempDir                string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to clients that the API server authenticates and authorizes.")
@@ -51,6 +53,8 @@ func main() {
 	flag.StringVar(&webhookAddr, "webhook-bind-address", ":9090", "Address the MLflow webhook receiver binds to; \"0\" turns it off.")
 	flag.StringVar(&webhookSecretFile, "webhook-secret-file", "/etc/mlflow-operator/webhook/secret",
 		"File holding the secret MLflow signs webhook deliveries with (mount it from a Secret). Without it the receiver stays off and polling alone notices changes.")
+	flag.IntVar(&buildWorkers, "build-workers", 2, "Image builds run at once (each downloads a model and writes a layer file in --temp-dir).")
+	flag.StringVar(&tempDir, "temp-dir", os.TempDir(), "Folder for model downloads and layer files; needs about twice the largest model's size per build worker.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -92,7 +96,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	setup := controllers.Options{MaxConcurrentReconciles: concurrency}
+	setup := controllers.Options{MaxConcurrentReconciles: concurrency, BuildWorkers: buildWorkers, TempDir: tempDir}
 	if webhookAddr != "0" && webhookAddr != "" {
 		secret, err := os.ReadFile(webhookSecretFile)
 		switch {

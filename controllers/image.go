@@ -35,6 +35,10 @@ func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (b
 			return true, nil
 		}
 		res, err := r.Images.Image(ctx, md, ModelVersion{Version: target.Version, RunID: target.RunID, Source: target.Source})
+		setDependencies(md, res.Dependencies)
+		if !res.RetryAt.IsZero() {
+			s.requeue(res.RetryAt.Sub(s.now))
+		}
 		if err != nil {
 			reason, terminal := reasonOf(err, v1alpha1.ReasonBuildFailed)
 			msg := fmt.Sprintf("image of version %s: %v", target.Version, err)
@@ -62,4 +66,16 @@ func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (b
 		fmt.Sprintf("image of version %s is %s", target.Version, target.Image))
 	s.image, s.version = target.Image, target.Version
 	return true, nil
+}
+
+// setDependencies records the dependency check, when one ran.
+func setDependencies(md *v1alpha1.ModelDeployment, d *DependencyStatus) {
+	if d == nil {
+		return
+	}
+	status := metav1.ConditionTrue
+	if !d.Satisfied {
+		status = metav1.ConditionFalse
+	}
+	setCondition(md, v1alpha1.ConditionDependenciesSatisfied, status, d.Reason, d.Message)
 }

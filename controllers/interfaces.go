@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"time"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
@@ -28,6 +29,10 @@ type ImageResult struct {
 	Image string
 	// Message says, for a person, what is happening (e.g. "building").
 	Message string
+	// Dependencies is the dependency check's result, when one ran.
+	Dependencies *DependencyStatus
+	// RetryAt is when a failed build is tried again.
+	RetryAt time.Time
 }
 
 // ImageProvider gives the image that serves a model version. The image

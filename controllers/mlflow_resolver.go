@@ -146,6 +146,16 @@ func (r *MLflowResolver) Resolve(ctx context.Context, md *v1alpha1.ModelDeployme
 	return v.(ModelVersion), err
 }
 
+// ClientFor is the MLflow client of a ModelDeployment's server and
+// credentials.
+func (r *MLflowResolver) ClientFor(ctx context.Context, md *v1alpha1.ModelDeployment) (*mlflow.Client, error) {
+	conn, err := r.connection(ctx, md)
+	if err != nil {
+		return nil, err
+	}
+	return r.client(conn)
+}
+
 // Invalidate drops the cached answers about a registered model, on every
 // server (a webhook delivery does not say which server sent it).
 func (r *MLflowResolver) Invalidate(model string) {

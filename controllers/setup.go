@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
 )
 
@@ -28,8 +30,18 @@ type Options struct {
 	MLflowTransport http.RoundTripper
 	// MLflowOptions are added to every MLflow client.
 	MLflowOptions []mlflow.Option
-	// Images gives the image of a model version; nil until a builder exists.
+	// Images gives the image of a model version. When nil, images are built
+	// with Builder.
 	Images ImageProvider
+	// Builder builds and pushes images (when Images is nil); a default one
+	// when nil.
+	Builder *imagebuild.Builder
+	// BuildWorkers bounds concurrent builds; 2 when zero.
+	BuildWorkers int
+	// TempDir holds model downloads and layer files.
+	TempDir string
+	// Keychain is the operator's own registry credentials (cloud keychains).
+	Keychain authn.Keychain
 }
 
 // Setup builds the MLflow resolver, the webhook receiver and the
@@ -43,19 +55,29 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		Transport: o.MLflowTransport,
 		Options:   o.MLflowOptions,
 	}
+	triggers := make(chan event.GenericEvent, 1024)
 	r := &ModelDeploymentReconciler{
 		Client:                  mgr.GetClient(),
 		Recorder:                mgr.GetEventRecorder("mlflow-operator"),
 		Resolver:                resolver,
 		Images:                  o.Images,
+		Triggers:                triggers,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+	}
+	if r.Images == nil {
+		builder := o.Builder
+		if builder == nil {
+			builder = &imagebuild.Builder{TempDir: o.TempDir}
+		}
+		r.Images = &Builds{
+			Reader: mgr.GetAPIReader(), MLflow: resolver, Builder: builder, Workers: o.BuildWorkers,
+			TempDir: o.TempDir, Done: triggers, Keychain: o.Keychain, Log: mgr.GetLogger().WithName("builds"),
+		}
 	}
 	if o.WebhookAddr != "" {
 		if len(o.WebhookSecret) == 0 {
 			return nil, fmt.Errorf("the MLflow webhook receiver needs a secret")
 		}
-		triggers := make(chan event.GenericEvent, 1024)
-		r.Triggers = triggers
 		receiver := &WebhookReceiver{
 			Addr:       o.WebhookAddr,
 			Verifier:   mlflow.NewWebhookVerifier(o.WebhookSecret, 5*time.Minute, 100000, nil),

@@ -111,6 +111,96 @@ func DefaultCommand(port int32) []string {
 	return []string{"mlflow", "models", "serve", "-m", ModelPath, "-h", "0.0.0.0", "-p", strconv.Itoa(int(port)), "--env-manager", "local"}
 }
 
+// Lookup answers the image the tag already holds when it carries req's model
+// version (and, when req.Model.Digest is set, the same files, else the same
+// MLflow source) built on the current base image: then nothing needs
+// downloading or building. ModelDir is not read.
+func (b *Builder) Lookup(ctx context.Context, req Request) (*Result, bool, error) {
+	refs, err := b.refs(req)
+	if err != nil {
+		return nil, false, err
+	}
+	pull := b.remoteOptions(ctx, req.PullKeychain, req.Insecure)
+	baseDesc, err := remote.Get(refs.base, pull...)
+	if err != nil {
+		return nil, false, classify("fetch base image "+refs.base.String(), err)
+	}
+	res, ok := b.reusable(refs.tag, b.remoteOptions(ctx, req.PushKeychain, req.Insecure), req, baseDesc.Digest.String())
+	return res, ok, nil
+}
+
+// BaseImage fetches the base image (for an index, its linux/amd64 image, or
+// its first), for inspection.
+func (b *Builder) BaseImage(ctx context.Context, req Request) (v1.Image, error) {
+	r, err := b.refs(req)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := remote.Get(r.base, b.remoteOptions(ctx, req.PullKeychain, req.Insecure)...)
+	if err != nil {
+		return nil, classify("fetch base image "+r.base.String(), err)
+	}
+	if !desc.MediaType.IsIndex() {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, classify("read base image", err)
+		}
+		return img, nil
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, classify("read base index", err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, classify("read base index", err)
+	}
+	var pick *v1.Descriptor
+	for i, d := range im.Manifests {
+		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == "amd64" {
+			pick = &im.Manifests[i]
+			break
+		}
+		if pick == nil && d.MediaType.IsImage() {
+			pick = &im.Manifests[i]
+		}
+	}
+	if pick == nil {
+		return nil, &Error{Kind: KindInvalid, Op: "read base index", Err: errors.New("the base index holds no image")}
+	}
+	img, err := idx.Image(pick.Digest)
+	if err != nil {
+		return nil, classify("read base image", err)
+	}
+	return img, nil
+}
+
+type refs struct {
+	base name.Reference
+	repo name.Repository
+	tag  name.Tag
+}
+
+func (b *Builder) refs(req Request) (refs, error) {
+	nameOpts := []name.Option{name.StrictValidation}
+	if req.Insecure {
+		nameOpts = []name.Option{name.Insecure}
+	}
+	base, err := name.ParseReference(req.BaseImage, nameOpts...)
+	if err != nil {
+		return refs{}, &Error{Kind: KindInvalid, Op: "parse base image", Err: err}
+	}
+	repo, err := name.NewRepository(req.Repository, nameOpts...)
+	if err != nil {
+		return refs{}, &Error{Kind: KindInvalid, Op: "parse repository", Err: err}
+	}
+	tag, err := name.NewTag(repo.String()+":"+req.Tag, nameOpts...)
+	if err != nil {
+		return refs{}, &Error{Kind: KindInvalid, Op: "parse tag", Err: err}
+	}
+	return refs{base: base, repo: repo, tag: tag}, nil
+}
+
 // Build builds the image of req and pushes it, or reuses the image the tag
 // already holds when it carries the same model version, model digest and
 // base digest.
@@ -118,19 +208,11 @@ func (b *Builder) Build(ctx context.Context, req Request) (*Result, error) {
 	if req.Tag == "" || req.Repository == "" || req.BaseImage == "" || req.ModelDir == "" {
 		return nil, errors.New("a build needs a model directory, a base image, a repository and a tag")
 	}
-	nameOpts := []name.Option{name.StrictValidation}
-	if req.Insecure {
-		nameOpts = []name.Option{name.Insecure}
-	}
-	baseRef, err := name.ParseReference(req.BaseImage, nameOpts...)
+	r, err := b.refs(req)
 	if err != nil {
-		return nil, &Error{Kind: KindInvalid, Op: "parse base image", Err: err}
+		return nil, err
 	}
-	repo, err := name.NewRepository(req.Repository, nameOpts...)
-	if err != nil {
-		return nil, &Error{Kind: KindInvalid, Op: "parse repository", Err: err}
-	}
-	tagRef := repo.Tag(req.Tag)
+	baseRef, repo, tagRef := r.base, r.repo, r.tag
 
 	pull := b.remoteOptions(ctx, req.PullKeychain, req.Insecure)
 	push := b.remoteOptions(ctx, req.PushKeychain, req.Insecure)
@@ -347,8 +429,15 @@ func (b *Builder) reusable(tag name.Tag, opts []remote.Option, req Request, base
 		return nil, false
 	}
 	l := cf.Config.Labels
-	if l[LabelModelName] != req.Model.Name || l[LabelVersion] != req.Model.Version ||
-		l[LabelModelDigest] != req.Model.Digest || l[LabelBaseDigest] != baseDigest || req.Model.Digest == "" {
+	if l[LabelModelName] != req.Model.Name || l[LabelVersion] != req.Model.Version || l[LabelBaseDigest] != baseDigest {
+		return nil, false
+	}
+	// With the files' digest known, it must match; before the download,
+	// the version's source must (MLflow versions do not change their files).
+	if req.Model.Digest != "" && l[LabelModelDigest] != req.Model.Digest {
+		return nil, false
+	}
+	if req.Model.Digest == "" && (req.Model.Source == "" || l[LabelModelSource] != req.Model.Source) {
 		return nil, false
 	}
 	return &Result{
