@@ -94,6 +94,19 @@ demo: ## The whole flow on an embedded local cluster (control plane, MLflow, reg
 	@echo "It lands with the end-to-end work (see docs/development.md); make test runs everything that exists." >&2
 	@exit 1
 
+##@ Benchmarks
+
+CRANE := $(TOOLBIN)/crane-v0.22.1/crane
+
+$(CRANE):
+	@echo "building crane v0.22.1 from source (the same go-containerregistry the operator uses)"
+	GOBIN=$(dir $@) go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
+
+.PHONY: bench-build
+bench-build: pythonenv registry $(CRANE) ## Time and peak RSS of image builds (10 MiB, 100 MiB, 1 GiB models) vs a scripted crane pipeline.
+	go build -o $(LOCALBIN)/bench-build ./hack/bench-build
+	MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" $(LOCALBIN)/bench-build -crane $(CRANE) $(BENCH_BUILD_FLAGS)
+
 ##@ Build
 
 .PHONY: build

@@ -515,3 +515,31 @@ func (k staticKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 func nilLogger() *log.Logger { return log.New(io.Discard, "", 0) }
 
 func emptyIndex() v1.ImageIndex { return empty.Index }
+
+func TestStreamingBuildMatchesFileBuild(t *testing.T) {
+	_, host := newRegistry(t)
+	base := pushBase(t, host, types.DockerManifestSchema2)
+	dir := modelDir(t)
+	fileRes, err := (&Builder{}).Build(context.Background(), request(dir, base, host+"/models/iris", "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamRes, err := (&Builder{Streaming: true}).Build(context.Background(), request(dir, base, host+"/models/iris", "stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same tar, same gzip level: the very same image, whichever way the
+	// layer travelled.
+	if streamRes.Digest != fileRes.Digest {
+		t.Errorf("streamed image %s differs from the file-backed one %s", streamRes.Digest, fileRes.Digest)
+	}
+	img, err := remote.Image(mustRef(t, streamRes.Image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, data := layerFiles(t, img)
+	want, _ := os.ReadFile(filepath.Join(dir, "data", "model.pkl"))
+	if !bytes.Equal(data["opt/ml/model/data/model.pkl"], want) {
+		t.Error("streamed layer content differs")
+	}
+}
