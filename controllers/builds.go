@@ -60,10 +60,11 @@ type Builds struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
-	once  sync.Once
-	slots chan struct{}
-	mu    sync.Mutex
-	jobs  map[types.UID]*buildJob
+	once      sync.Once
+	slots     chan struct{}
+	mu        sync.Mutex
+	jobs      map[types.UID]*buildJob
+	lastPrune time.Time
 }
 
 type buildJob struct {
@@ -77,6 +78,8 @@ type buildJob struct {
 	err      error
 	failures int
 	retryAt  time.Time
+	// used is when a reconcile last asked; idle jobs are forgotten.
+	used time.Time
 }
 
 // DependencyStatus is the result of the dependency check.
@@ -106,6 +109,7 @@ func (b *Builds) Image(ctx context.Context, md *v1alpha1.ModelDeployment, v Mode
 	spec := buildSpec(md)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.prune()
 	job := b.jobs[md.UID]
 	if job != nil && (job.version != v.Version || job.spec != spec) {
 		// The target moved: the old build is of no use.
@@ -118,6 +122,7 @@ func (b *Builds) Image(ctx context.Context, md *v1alpha1.ModelDeployment, v Mode
 		job = &buildJob{version: v.Version, spec: spec}
 		b.jobs[md.UID] = job
 	}
+	job.used = b.now()
 	switch {
 	case job.running:
 		return ImageResult{Message: job.phase, Dependencies: job.deps}, nil
@@ -128,6 +133,22 @@ func (b *Builds) Image(ctx context.Context, md *v1alpha1.ModelDeployment, v Mode
 	}
 	b.start(md.DeepCopy(), v, job)
 	return ImageResult{Message: job.phase}, nil
+}
+
+// prune forgets, every 10 minutes, the jobs no reconcile asked about for an
+// hour (their ModelDeployments were deleted or serve what they built); b.mu
+// is held.
+func (b *Builds) prune() {
+	now := b.now()
+	if now.Sub(b.lastPrune) < 10*time.Minute {
+		return
+	}
+	b.lastPrune = now
+	for uid, job := range b.jobs {
+		if !job.running && now.Sub(job.used) > time.Hour {
+			delete(b.jobs, uid)
+		}
+	}
 }
 
 // Forget drops what is known about a ModelDeployment (it was deleted).

@@ -78,7 +78,7 @@ func runChild(spec string) error {
 	if err != nil {
 		return err
 	}
-	b := &imagebuild.Builder{TempDir: a.TempDir, Streaming: a.Streaming}
+	b := &imagebuild.Builder{TempDir: a.TempDir, LayerFile: !a.Streaming}
 	res, err := b.Build(ctx, imagebuild.Request{
 		ModelDir: dir, BaseImage: a.Base, Repository: a.Repo, Tag: a.Tag, Port: 8080, UID: 1000, GID: 1000, Insecure: true,
 		Model: imagebuild.Model{Name: a.Model, Version: a.Version, Digest: m.Digest(), Created: time.Unix(1_790_000_000, 0)},

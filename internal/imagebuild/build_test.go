@@ -407,6 +407,15 @@ func TestUnsafeEntriesRefused(t *testing.T) {
 			if !errors.Is(err, ErrUnsafeEntry) {
 				t.Fatalf("err %v, want ErrUnsafeEntry", err)
 			}
+			if err := ValidateModelDir(dir); !errors.Is(err, ErrUnsafeEntry) {
+				t.Fatalf("ValidateModelDir: %v, want ErrUnsafeEntry", err)
+			}
+			// A build refuses it before touching the registry, as a
+			// mistake retrying cannot fix.
+			_, berr := (&Builder{}).Build(context.Background(), request(dir, "127.0.0.1:1/base:1", "127.0.0.1:1/models/x", "t"))
+			if KindOf(berr) != KindInvalid || !errors.Is(berr, ErrUnsafeEntry) {
+				t.Fatalf("Build: %v (kind %v), want an invalid-build error", berr, KindOf(berr))
+			}
 		})
 	}
 	// A link inside the model directory is fine.
@@ -520,11 +529,11 @@ func TestStreamingBuildMatchesFileBuild(t *testing.T) {
 	_, host := newRegistry(t)
 	base := pushBase(t, host, types.DockerManifestSchema2)
 	dir := modelDir(t)
-	fileRes, err := (&Builder{}).Build(context.Background(), request(dir, base, host+"/models/iris", "file"))
+	fileRes, err := (&Builder{LayerFile: true}).Build(context.Background(), request(dir, base, host+"/models/iris", "file"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	streamRes, err := (&Builder{Streaming: true}).Build(context.Background(), request(dir, base, host+"/models/iris", "stream"))
+	streamRes, err := (&Builder{}).Build(context.Background(), request(dir, base, host+"/models/iris", "stream"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -222,6 +222,42 @@ func writeModelTar(tw *tar.Writer, modelDir string, o LayerOptions) error {
 	})
 }
 
+// ValidateModelDir checks, without reading file contents, that every entry
+// of the model directory can go into the image: regular files, directories
+// and symbolic links that stay inside it.
+func ValidateModelDir(modelDir string) error {
+	root, err := filepath.Abs(modelDir)
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch mode := fi.Mode(); {
+		case mode.IsDir(), mode.IsRegular():
+			return nil
+		case mode&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return checkLink(rel, target)
+		default:
+			return fmt.Errorf("%w: %s is a %s, not a file or directory", ErrUnsafeEntry, rel, describeMode(mode))
+		}
+	})
+}
+
 // checkLink refuses a symbolic link at rel whose target leaves the model
 // directory.
 func checkLink(rel, target string) error {
