@@ -199,12 +199,12 @@ rm -rf %[4]s`, py, model, version, dl, crane, base, reg.Host)
 	}
 
 	fmt.Println()
-	fmt.Println("| model size | operator (layer file) | operator (streaming layer) | scripted: mlflow download + tar + crane append | operator / scripted time |")
+	fmt.Println("| model size | operator, streaming layer (default) | operator, layer file (multi-platform bases) | scripted: mlflow download + tar + crane append | operator / scripted time |")
 	fmt.Println("| --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		fmt.Printf("| %d MiB | %.2f s, %.0f MiB RSS | %.2f s, %.0f MiB RSS | %.2f s, %.0f MiB RSS | %.2f |\n", r.size,
-			r.op.wall.Seconds(), float64(r.op.rss)/1024, r.stream.wall.Seconds(), float64(r.stream.rss)/1024,
-			r.scripted.wall.Seconds(), float64(r.scripted.rss)/1024, r.op.wall.Seconds()/r.scripted.wall.Seconds())
+			r.stream.wall.Seconds(), float64(r.stream.rss)/1024, r.op.wall.Seconds(), float64(r.op.rss)/1024,
+			r.scripted.wall.Seconds(), float64(r.scripted.rss)/1024, r.stream.wall.Seconds()/r.scripted.wall.Seconds())
 	}
 	return nil
 }
