@@ -173,8 +173,44 @@ func writeModelTar(tw *tar.Writer, modelDir string, o LayerOptions) error {
 			return err
 		}
 	}
-	// WalkDir visits entries in lexical order: the archive is the same on
-	// every host.
+	return walkModel(root, func(e modelEntry) error {
+		name := base
+		if e.rel != "." {
+			name = path.Join(base, e.rel)
+		}
+		hdr := &tar.Header{Name: name, ModTime: o.ModTime, Uid: o.UID, Gid: o.GID}
+		switch mode := e.info.Mode(); {
+		case mode.IsDir():
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
+			return tw.WriteHeader(hdr)
+		case mode.IsRegular():
+			hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeReg, e.info.Size(), 0o644
+			if mode&0o111 != 0 {
+				hdr.Mode = 0o755
+			}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			return copyFile(tw, e.path, e.info.Size())
+		default: // a link walkModel checked
+			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, e.link, 0o777
+			return tw.WriteHeader(hdr)
+		}
+	})
+}
+
+// modelEntry is one entry of a model directory.
+type modelEntry struct {
+	path string      // on disk
+	rel  string      // below the model directory, with slashes; "." for it
+	info fs.FileInfo // from Lstat
+	link string      // a symbolic link's target
+}
+
+// walkModel calls fn for every entry below root, in lexical order (so an
+// archive is the same on every host), after refusing what cannot go into an
+// image: links leaving root, devices, sockets, pipes.
+func walkModel(root string, fn func(modelEntry) error) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -183,42 +219,23 @@ func writeModelTar(tw *tar.Writer, modelDir string, o LayerOptions) error {
 		if err != nil {
 			return err
 		}
-		rel = filepath.ToSlash(rel)
-		name := base
-		if rel != "." {
-			name = path.Join(base, rel)
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
+		e := modelEntry{path: p, rel: filepath.ToSlash(rel)}
+		if e.info, err = os.Lstat(p); err != nil {
 			return err
 		}
-		hdr := &tar.Header{Name: name, ModTime: o.ModTime, Uid: o.UID, Gid: o.GID}
-		switch mode := fi.Mode(); {
-		case mode.IsDir():
-			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
-			return tw.WriteHeader(hdr)
-		case mode.IsRegular():
-			hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeReg, fi.Size(), 0o644
-			if mode&0o111 != 0 {
-				hdr.Mode = 0o755
-			}
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			return copyFile(tw, p, fi.Size())
+		switch mode := e.info.Mode(); {
+		case mode.IsDir(), mode.IsRegular():
 		case mode&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
+			if e.link, err = os.Readlink(p); err != nil {
 				return err
 			}
-			if err := checkLink(rel, target); err != nil {
+			if err := checkLink(e.rel, e.link); err != nil {
 				return err
 			}
-			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, target, 0o777
-			return tw.WriteHeader(hdr)
 		default:
-			return fmt.Errorf("%w: %s is a %s, not a file or directory", ErrUnsafeEntry, rel, describeMode(mode))
+			return fmt.Errorf("%w: %s is a %s, not a file or directory", ErrUnsafeEntry, e.rel, describeMode(mode))
 		}
+		return fn(e)
 	})
 }
 
@@ -230,32 +247,7 @@ func ValidateModelDir(modelDir string) error {
 	if err != nil {
 		return err
 	}
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		switch mode := fi.Mode(); {
-		case mode.IsDir(), mode.IsRegular():
-			return nil
-		case mode&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return checkLink(rel, target)
-		default:
-			return fmt.Errorf("%w: %s is a %s, not a file or directory", ErrUnsafeEntry, rel, describeMode(mode))
-		}
-	})
+	return walkModel(root, func(modelEntry) error { return nil })
 }
 
 // checkLink refuses a symbolic link at rel whose target leaves the model

@@ -28,7 +28,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -36,7 +35,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
@@ -66,11 +64,7 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	level := zapcore.Level(2)
-	if os.Getenv("TEST_VERBOSE") != "" {
-		level = -2
-	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(level)))
+	testenv.SetLogger()
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 1 }
 	var err error
 	if server, err = mlflowtest.Start(mlflowtest.Options{}); err != nil {
@@ -185,14 +179,7 @@ func sitePackagesLayer() (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 }
 
-func namespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "build-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
+func namespace(t *testing.T) string { return testenv.Namespace(t, k8s, "build") }
 
 // pushSecret creates a kubernetes.io/dockerconfigjson Secret for the registry.
 func pushSecret(t *testing.T, ns, name, user, pass string) {
@@ -238,15 +225,7 @@ func get(t *testing.T, md *v1alpha1.ModelDeployment) *v1alpha1.ModelDeployment {
 
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: still not true after %s: %v", what, timeout, err)
+	testenv.Eventually(t, timeout, what, check)
 }
 
 func cond(md *v1alpha1.ModelDeployment, typ string, status metav1.ConditionStatus, reason string) error {

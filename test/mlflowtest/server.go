@@ -21,8 +21,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/mlflow-operator/mlflow-operator/test/procs"
 )
 
 // PythonEnv is the folder of the Python environment: $MLFLOW_PYTHON_ENV
@@ -69,9 +70,8 @@ type Server struct {
 	py   string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	logs *lockedWriter
-	done chan struct{}
+	proc *procs.Process
+	logs string // of the last run, once stopped
 }
 
 // Start starts a server on a free loopback port. Call Close to stop it and
@@ -114,7 +114,7 @@ func freePort() (int, error) {
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return errors.New("the server is running")
 	}
 	args := []string{"server", "--host", "127.0.0.1", "--port", strconv.Itoa(s.Port),
@@ -152,23 +152,17 @@ func (s *Server) Restart() error {
 	cmd := exec.Command(filepath.Join(s.py, "bin", "mlflow"), args...)
 	cmd.Env = env
 	cmd.Dir = s.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &lockedWriter{w: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
+	proc, err := procs.Start(cmd)
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.logs, s.done = cmd, logs, done
+	s.proc = proc
 
 	deadline := time.Now().Add(120 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			s.cmd = nil
-			return fmt.Errorf("mlflow server exited at start:\n%s", logs.String())
-		default:
+		if proc.Exited() {
+			s.proc = nil
+			return fmt.Errorf("mlflow server exited at start:\n%s", proc.Logs.String())
 		}
 		resp, err := http.Get(s.URL + "/health")
 		if err == nil {
@@ -180,7 +174,7 @@ func (s *Server) Restart() error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	s.stopLocked()
-	return fmt.Errorf("mlflow server did not answer /health within 120s:\n%s", logs.String())
+	return fmt.Errorf("mlflow server did not answer /health within 120s:\n%s", proc.Logs.String())
 }
 
 // fernetKey is the key MLflow encrypts webhook secrets with; kept in dir so
@@ -207,17 +201,12 @@ func (s *Server) Stop() {
 }
 
 func (s *Server) stopLocked() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-	}
-	s.cmd = nil
+	s.logs = s.proc.Logs.String()
+	s.proc.Stop(15 * time.Second)
+	s.proc = nil
 }
 
 // Close stops the server and removes its files.
@@ -226,14 +215,15 @@ func (s *Server) Close() {
 	_ = os.RemoveAll(s.Dir)
 }
 
-// Logs is what the server printed since its last start.
+// Logs is what the server printed since its last start (or, stopped, in
+// its last run).
 func (s *Server) Logs() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.logs == nil {
-		return ""
+	if s.proc == nil {
+		return s.logs
 	}
-	return s.logs.String()
+	return s.proc.Logs.String()
 }
 
 // Op is one fixture operation (see fixture.py).
@@ -289,21 +279,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }

@@ -4,18 +4,17 @@
 package registrytest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mlflow-operator/mlflow-operator/test/procs"
 )
 
 // Registry is a running registry server.
@@ -23,9 +22,7 @@ type Registry struct {
 	// Host is 127.0.0.1:<port>.
 	Host string
 	Dir  string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
+	proc *procs.Process
 }
 
 // Options of a registry.
@@ -65,14 +62,11 @@ func Start(o Options) (*Registry, error) {
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	r := &Registry{Host: host, Dir: dir, logs: &syncBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := r.cmd.Start(); err != nil {
+	proc, err := procs.Start(exec.Command(bin, "serve", filepath.Join(dir, "config.yml")))
+	if err != nil {
 		return nil, err
 	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	r := &Registry{Host: host, Dir: dir, proc: proc}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + host + "/v2/")
@@ -82,30 +76,23 @@ func Start(o Options) (*Registry, error) {
 				return r, nil
 			}
 		}
-		select {
-		case <-r.done:
-			return nil, fmt.Errorf("docker-registry exited: %s", r.logs.String())
-		case <-time.After(100 * time.Millisecond):
+		if proc.Exited() {
+			return nil, fmt.Errorf("docker-registry exited: %s", proc.Logs.String())
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	r.Close()
-	return nil, fmt.Errorf("docker-registry did not answer within 30s: %s", r.logs.String())
+	return nil, fmt.Errorf("docker-registry did not answer within 30s: %s", proc.Logs.String())
 }
 
 // Close stops the registry and removes its storage.
 func (r *Registry) Close() {
-	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-		<-r.done
-	}
+	r.proc.Stop(10 * time.Second)
 	_ = os.RemoveAll(r.Dir)
 }
 
 // Logs is what the server printed.
-func (r *Registry) Logs() string { return r.logs.String() }
+func (r *Registry) Logs() string { return r.proc.Logs.String() }
 
 // BlobCount counts the blobs stored, to tell whether a push uploaded any.
 func (r *Registry) BlobCount() int {
@@ -117,21 +104,4 @@ func (r *Registry) BlobCount() int {
 		return nil
 	})
 	return n
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
