@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,8 +45,18 @@ func setup(t *testing.T, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.Mo
 	if err := k8s.Create(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "Deployment created", func() error {
-		return k8s.Get(context.Background(), client.ObjectKeyFromObject(md), &appsv1.Deployment{})
+	// Created, and given its initial replica count (a second write, which
+	// bumps the generation): tests that play the deployment controller
+	// start after both.
+	eventually(t, "Deployment created with its initial replicas", func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), d); err != nil {
+			return err
+		}
+		if ptr.Deref(d.Spec.Replicas, 0) != md.Spec.MinReplicas() {
+			return fmt.Errorf("replicas %d", ptr.Deref(d.Spec.Replicas, 0))
+		}
+		return nil
 	})
 	return md
 }
@@ -75,16 +86,30 @@ func image(d *appsv1.Deployment) string { return d.Spec.Template.Spec.Containers
 // (envtest runs no controllers).
 func completeRollout(t *testing.T, md *v1alpha1.ModelDeployment) {
 	t.Helper()
-	d := getDeployment(t, md)
-	n := ptr.Deref(d.Spec.Replicas, 1)
-	d.Status = appsv1.DeploymentStatus{
-		ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
-		Conditions: []appsv1.DeploymentCondition{
-			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()},
-			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()},
-		},
-	}
-	if err := k8s.Status().Update(context.Background(), d); err != nil {
+	setDeploymentStatus(t, md, func(d *appsv1.Deployment) {
+		n := ptr.Deref(d.Spec.Replicas, 1)
+		d.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+			Conditions: []appsv1.DeploymentCondition{
+				{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()},
+				{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()},
+			},
+		}
+	})
+}
+
+// setDeploymentStatus writes a Deployment status as the deployment
+// controller would, for the current generation, retrying on conflicts with
+// the operator's own writes.
+func setDeploymentStatus(t *testing.T, md *v1alpha1.ModelDeployment, set func(*appsv1.Deployment)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := getDeployment(t, md)
+		set(d)
+		d.Status.ObservedGeneration = d.Generation
+		return k8s.Status().Update(context.Background(), d)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
@@ -489,17 +514,15 @@ func TestRegistryFailureKeepsServing(t *testing.T) {
 
 func TestProgressDeadlineStalls(t *testing.T) {
 	md := setup(t)
-	d := getDeployment(t, md)
-	d.Status = appsv1.DeploymentStatus{
-		ObservedGeneration: d.Generation, Replicas: 1, UpdatedReplicas: 1,
-		Conditions: []appsv1.DeploymentCondition{{
-			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
-			Message: `ReplicaSet "iris-abc" has timed out progressing.`, LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now(),
-		}},
-	}
-	if err := k8s.Status().Update(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
+	setDeploymentStatus(t, md, func(d *appsv1.Deployment) {
+		d.Status = appsv1.DeploymentStatus{
+			Replicas: 1, UpdatedReplicas: 1,
+			Conditions: []appsv1.DeploymentCondition{{
+				Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+				Message: `ReplicaSet "iris-abc" has timed out progressing.`, LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+			}},
+		}
+	})
 	eventually(t, "stalled", func() error {
 		m := getMD(t, md)
 		if err := wantCondition(m, v1alpha1.ConditionRolledOut, metav1.ConditionFalse, v1alpha1.ReasonProgressDeadline); err != nil {

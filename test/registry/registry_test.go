@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -288,11 +289,25 @@ func TestMLflowDownKeepsServing(t *testing.T) {
 	md := newMD(t, ns, "steady", "steady", 5*time.Second)
 	key := client.ObjectKeyFromObject(md)
 	d := &appsv1.Deployment{}
-	eventually(t, 30*time.Second, "deployment", func() error { return k8s.Get(ctx, key, d) })
+	eventually(t, 30*time.Second, "deployment with its initial replicas", func() error {
+		if err := k8s.Get(ctx, key, d); err != nil {
+			return err
+		}
+		if ptr.Deref(d.Spec.Replicas, 0) != md.Spec.MinReplicas() {
+			return fmt.Errorf("replicas %d", ptr.Deref(d.Spec.Replicas, 0))
+		}
+		return nil
+	})
 	// The deployment controller reports the rollout complete.
-	n := ptr.Deref(d.Spec.Replicas, 1)
-	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
-	if err := k8s.Status().Update(ctx, d); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, key, d); err != nil {
+			return err
+		}
+		n := ptr.Deref(d.Spec.Replicas, 1)
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+		return k8s.Status().Update(ctx, d)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "ready", func() error {
