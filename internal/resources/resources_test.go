@@ -383,3 +383,45 @@ func TestNetworkPolicy(t *testing.T) {
 		})
 	}
 }
+
+func TestCandidateDeployment(t *testing.T) {
+	md := newMD(func(md *v1alpha1.ModelDeployment) {
+		md.Spec.Serving.Env = []corev1.EnvVar{{Name: "A", Value: "b"}}
+		md.Spec.Scaling.MinReplicas = ptr.To(int32(5))
+	})
+	w := Workload{Image: testImage, ModelVersion: "8"}
+	c := CandidateDeployment(md, w)
+	prod := Deployment(md, w)
+	assertOwned(t, c.ObjectMeta, md)
+	if c.Name != "iris-candidate" || ptr.Deref(c.Spec.Replicas, 0) != 1 {
+		t.Errorf("name %s replicas %d, want iris-candidate with 1", c.Name, ptr.Deref(c.Spec.Replicas, 0))
+	}
+	// The production Service must not select the candidate.
+	svc := Service(md)
+	matches := true
+	for k, v := range svc.Spec.Selector {
+		if c.Spec.Template.Labels[k] != v {
+			matches = false
+		}
+	}
+	if matches {
+		t.Errorf("the production Service selector %v selects the candidate's pods %v", svc.Spec.Selector, c.Spec.Template.Labels)
+	}
+	for k, v := range c.Spec.Selector.MatchLabels {
+		if c.Spec.Template.Labels[k] != v {
+			t.Errorf("candidate selector %v does not match its pods %v", c.Spec.Selector.MatchLabels, c.Spec.Template.Labels)
+		}
+	}
+	// Otherwise the same pod template as production.
+	cs, ps := c.Spec.Template.Spec, prod.Spec.Template.Spec
+	if !reflect.DeepEqual(cs.Containers, ps.Containers) || !reflect.DeepEqual(cs.SecurityContext, ps.SecurityContext) || !reflect.DeepEqual(cs.Volumes, ps.Volumes) {
+		t.Error("the candidate's pod spec differs from production's")
+	}
+	// The NetworkPolicy covers the candidate too.
+	np := NetworkPolicy(md)
+	for k, v := range np.Spec.PodSelector.MatchLabels {
+		if c.Spec.Template.Labels[k] != v {
+			t.Errorf("the NetworkPolicy does not cover the candidate")
+		}
+	}
+}

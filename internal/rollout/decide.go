@@ -1,0 +1,230 @@
+package rollout
+
+import (
+	"fmt"
+	"time"
+)
+
+// Version is a model version and its image.
+type Version struct {
+	Version string
+	Image   string
+}
+
+// Empty tells whether v names nothing.
+func (v Version) Empty() bool { return v.Image == "" }
+
+// Candidate is what the one-replica candidate Deployment of a new image says.
+type Candidate struct {
+	// Exists: the candidate Deployment is there.
+	Exists bool
+	// Image it runs.
+	Image string
+	// Ready: its replica is available.
+	Ready bool
+	// Failed: its pod crash-loops, cannot pull its image, or its Deployment
+	// exceeded its progress deadline. FailMessage says which.
+	Failed      bool
+	FailMessage string
+	// Created is when the candidate Deployment was created.
+	Created time.Time
+	// Verified: the smoke test passed against this image (recorded on the
+	// candidate Deployment, so a restarted operator does not test again).
+	Verified bool
+}
+
+// Smoke is the result of a smoke test the reconciler ran in this pass.
+type Smoke struct {
+	Ran     bool
+	OK      bool
+	Message string
+}
+
+// Input is everything a rollout decision depends on.
+type Input struct {
+	Now time.Time
+	// Target is the version the model reference means, with its built image
+	// (Image empty while it is being built).
+	Target Version
+	// LastGood is the last version that rolled out completely.
+	LastGood Version
+	// Failed tells whether the target version failed before and was not
+	// retried since.
+	TargetFailed bool
+	// Production is the production Deployment's rollout, and ProductionImage
+	// the image its pod template runs ("" when it does not exist).
+	Production      DeploymentState
+	ProductionImage string
+	// PodsFailing: pods of the production Deployment's newest revision
+	// crash-loop or cannot start.
+	PodsFailing        bool
+	PodsFailingMessage string
+	Candidate          Candidate
+	Smoke              Smoke
+	SmokeTestEnabled   bool
+	AutoRollback       bool
+	ProgressDeadline   time.Duration
+}
+
+// Action is what the reconciler does next.
+type Action string
+
+const (
+	// ActionWait: nothing to do until something changes (a build, a pod).
+	ActionWait Action = "Wait"
+	// ActionCreateCandidate: apply the candidate Deployment for the target
+	// image (replacing a candidate of another image).
+	ActionCreateCandidate Action = "CreateCandidate"
+	// ActionSmokeTest: send the smoke test to the ready candidate.
+	ActionSmokeTest Action = "SmokeTest"
+	// ActionPromote: record the candidate verified, delete it, and put the
+	// target image into the production Deployment.
+	ActionPromote Action = "Promote"
+	// ActionFailCandidate: mark the target version failed and delete the
+	// candidate; production is not touched.
+	ActionFailCandidate Action = "FailCandidate"
+	// ActionDeleteCandidate: a candidate is left over; delete it.
+	ActionDeleteCandidate Action = "DeleteCandidate"
+	// ActionComplete: production runs the target on every replica: record
+	// it as serving and last good.
+	ActionComplete Action = "Complete"
+	// ActionRollback: mark the target failed and put LastGood's image back
+	// into the production Deployment.
+	ActionRollback Action = "Rollback"
+	// ActionMarkFailed: mark the target failed; nothing to roll back to (or
+	// auto-rollback is off), so production stays as it is.
+	ActionMarkFailed Action = "MarkFailed"
+	// ActionHold: the target failed before; keep what serves, and say so.
+	ActionHold Action = "Hold"
+)
+
+// Reasons of decisions (condition and event reasons).
+const (
+	ReasonBuilding          = "WaitingForImage"
+	ReasonCandidateStarting = "CandidateStarting"
+	ReasonCandidateFailed   = "CandidateFailed"
+	ReasonCandidateTimeout  = "CandidateNotReady"
+	ReasonSmokeTestFailed   = "SmokeTestFailed"
+	ReasonVerified          = "Verified"
+	ReasonRollingOut        = "RollingOut"
+	ReasonRolloutComplete   = "RolloutComplete"
+	ReasonProgressDeadline  = "ProgressDeadlineExceeded"
+	ReasonPodsFailing       = "PodsFailing"
+	ReasonVersionFailed     = "VersionFailed"
+	ReasonCandidateLeftOver = "CandidateLeftOver"
+)
+
+// Decision is the next action, why, and when to look again.
+type Decision struct {
+	Action  Action
+	Reason  string
+	Message string
+	// RequeueAfter, when set, is when the situation changes by the clock
+	// alone (a deadline passes).
+	RequeueAfter time.Duration
+}
+
+// Decide is the rollout's next step. A new image is first run as a
+// one-replica candidate outside the production Service; only a candidate
+// that becomes Ready and answers the smoke test is promoted, and a promotion
+// that stalls or whose pods fail is rolled back to the last good version. A
+// version that failed is not deployed again until it is retried.
+func Decide(in Input) Decision {
+	target := in.Target
+	switch {
+	case target.Empty():
+		if in.Candidate.Exists {
+			return Decision{Action: ActionDeleteCandidate, Reason: ReasonCandidateLeftOver, Message: "no image to verify; removing the candidate"}
+		}
+		return Decision{Action: ActionWait, Reason: ReasonBuilding, Message: "waiting for the target's image"}
+
+	case in.TargetFailed:
+		return decideFailedTarget(in)
+
+	case in.ProductionImage == target.Image:
+		return decidePromoted(in)
+
+	default:
+		return decideCandidate(in)
+	}
+}
+
+// decideFailedTarget: the target failed before. Production must not run it.
+func decideFailedTarget(in Input) Decision {
+	msg := fmt.Sprintf("version %s failed before; %s keeps serving (a new version, a spec change or the retry annotation moves on)",
+		in.Target.Version, describe(in.LastGood))
+	if in.ProductionImage == in.Target.Image && in.AutoRollback && !in.LastGood.Empty() && in.LastGood.Image != in.Target.Image {
+		return Decision{Action: ActionRollback, Reason: ReasonVersionFailed, Message: msg}
+	}
+	if in.Candidate.Exists {
+		return Decision{Action: ActionDeleteCandidate, Reason: ReasonVersionFailed, Message: msg}
+	}
+	return Decision{Action: ActionHold, Reason: ReasonVersionFailed, Message: msg}
+}
+
+// decidePromoted: production already runs the target image.
+func decidePromoted(in Input) Decision {
+	if in.Candidate.Exists {
+		return Decision{Action: ActionDeleteCandidate, Reason: ReasonCandidateLeftOver, Message: "the target is in production; removing its candidate"}
+	}
+	fail := func(reason, msg string) Decision {
+		if in.AutoRollback && !in.LastGood.Empty() && in.LastGood.Image != in.Target.Image {
+			return Decision{Action: ActionRollback, Reason: reason,
+				Message: fmt.Sprintf("version %s: %s; rolling back to %s", in.Target.Version, msg, describe(in.LastGood))}
+		}
+		return Decision{Action: ActionMarkFailed, Reason: reason, Message: fmt.Sprintf("version %s: %s", in.Target.Version, msg)}
+	}
+	switch {
+	case in.Production.Phase == PhaseComplete:
+		return Decision{Action: ActionComplete, Reason: ReasonRolloutComplete, Message: in.Production.Message}
+	case in.Production.Phase == PhaseFailed:
+		return fail(ReasonProgressDeadline, in.Production.Message)
+	case in.PodsFailing:
+		return fail(ReasonPodsFailing, in.PodsFailingMessage)
+	default:
+		return Decision{Action: ActionWait, Reason: ReasonRollingOut, Message: in.Production.Message}
+	}
+}
+
+// decideCandidate: the target image is not in production yet; verify it.
+func decideCandidate(in Input) Decision {
+	c, target := in.Candidate, in.Target
+	switch {
+	case !c.Exists || c.Image != target.Image:
+		return Decision{Action: ActionCreateCandidate, Reason: ReasonCandidateStarting,
+			Message: fmt.Sprintf("starting a candidate of version %s", target.Version)}
+	case c.Failed:
+		return Decision{Action: ActionFailCandidate, Reason: ReasonCandidateFailed,
+			Message: fmt.Sprintf("candidate of version %s failed: %s", target.Version, c.FailMessage)}
+	case !c.Ready:
+		elapsed := in.Now.Sub(c.Created)
+		if elapsed < 0 {
+			elapsed = 0 // a clock behind the API server's: never fail early
+		}
+		if elapsed >= in.ProgressDeadline {
+			return Decision{Action: ActionFailCandidate, Reason: ReasonCandidateTimeout,
+				Message: fmt.Sprintf("candidate of version %s not Ready after %s (progress deadline %s)", target.Version, elapsed.Round(time.Second), in.ProgressDeadline)}
+		}
+		return Decision{Action: ActionWait, Reason: ReasonCandidateStarting,
+			Message: fmt.Sprintf("waiting for the candidate of version %s to become Ready", target.Version), RequeueAfter: in.ProgressDeadline - elapsed}
+	case !in.SmokeTestEnabled || c.Verified || (in.Smoke.Ran && in.Smoke.OK):
+		return Decision{Action: ActionPromote, Reason: ReasonVerified,
+			Message: fmt.Sprintf("candidate of version %s verified; promoting", target.Version)}
+	case in.Smoke.Ran:
+		return Decision{Action: ActionFailCandidate, Reason: ReasonSmokeTestFailed,
+			Message: fmt.Sprintf("candidate of version %s failed the smoke test: %s", target.Version, in.Smoke.Message)}
+	default:
+		return Decision{Action: ActionSmokeTest, Reason: ReasonCandidateStarting,
+			Message: fmt.Sprintf("candidate of version %s is Ready; sending the smoke test", target.Version)}
+	}
+}
+
+func describe(v Version) string {
+	if v.Empty() {
+		return "nothing"
+	}
+	if v.Version == "" {
+		return v.Image
+	}
+	return "version " + v.Version
+}
