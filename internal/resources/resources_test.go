@@ -392,7 +392,9 @@ func TestCandidateDeployment(t *testing.T) {
 	w := Workload{Image: testImage, ModelVersion: "8"}
 	c := CandidateDeployment(md, w)
 	prod := Deployment(md, w)
-	assertOwned(t, c.ObjectMeta, md)
+	owned := *c.ObjectMeta.DeepCopy()
+	owned.Name = md.Name // checked below
+	assertOwned(t, owned, md)
 	if c.Name != "iris-candidate" || ptr.Deref(c.Spec.Replicas, 0) != 1 {
 		t.Errorf("name %s replicas %d, want iris-candidate with 1", c.Name, ptr.Deref(c.Spec.Replicas, 0))
 	}
