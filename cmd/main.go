@@ -89,6 +89,8 @@ func main() {
 			&autoscalingv2.HorizontalPodAutoscaler{}: owned,
 			&policyv1.PodDisruptionBudget{}:          owned,
 			&networkingv1.NetworkPolicy{}:            owned,
+			// The serving pods carry the same label.
+			&corev1.Pod{}: owned,
 		}},
 	})
 	if err != nil {

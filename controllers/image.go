@@ -15,13 +15,10 @@ import (
 // buildPollInterval is how often a running build is looked at again.
 const buildPollInterval = 5 * time.Second
 
-// buildImage makes sure the target version has an image, and chooses the image
-// the workload runs: the target's once it exists, the serving one until then.
+// buildImage makes sure the target version has an image. Whether and when it
+// reaches production is the rollout step's decision.
 func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (bool, error) {
 	md := s.md
-	if md.Status.Serving != nil {
-		s.image, s.version = md.Status.Serving.Image, md.Status.Serving.Version
-	}
 	target := md.Status.Target
 	if target == nil {
 		// Nothing resolved yet: the workload keeps what serves, if anything.
@@ -64,7 +61,6 @@ func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (b
 	}
 	setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonPushed,
 		fmt.Sprintf("image of version %s is %s", target.Version, target.Image))
-	s.image, s.version = target.Image, target.Version
 	return true, nil
 }
 

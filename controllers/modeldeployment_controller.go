@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
@@ -40,6 +42,11 @@ type ModelDeploymentReconciler struct {
 	// Images gives the image of a model version. Nil means this build has no
 	// image builder: ImageReady then says so.
 	Images ImageProvider
+
+	// Examples gives a model version's smoke test request; SmokeTester sends
+	// it (HTTPSmokeTester when nil).
+	Examples    ExampleSource
+	SmokeTester SmokeTester
 
 	// Triggers, when set, makes the ModelDeployments sent on it reconcile
 	// now (MLflow webhooks).
@@ -139,10 +146,10 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}()
 
-	// The order of ARCHITECTURE.md's reconcile flow. Candidate verification
-	// (between image and promote) and rollback (after observe) are added by
-	// the rollout work.
-	for _, step := range []stepFunc{r.resolve, r.buildImage, r.promote, r.observe} {
+	// The order of ARCHITECTURE.md's reconcile flow: resolve, build, then the
+	// rollout decision (verify a candidate, promote, follow, roll back and
+	// remember), apply the production objects, observe them.
+	for _, step := range []stepFunc{r.resolve, r.buildImage, r.rollout, r.promote, r.observe} {
 		next, err := step(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -184,6 +191,15 @@ func jitter(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
 }
 
+// podToModelDeployment maps a serving pod to its ModelDeployment.
+func podToModelDeployment(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[v1alpha1.LabelName]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
 // SetupWithManager registers the reconciler: it watches ModelDeployments (spec
 // and annotation changes, not its own status writes) and every object it owns,
 // so that drift is corrected as soon as it happens.
@@ -200,6 +216,8 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		// Pods belong to ReplicaSets; their label names the ModelDeployment.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToModelDeployment)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("modeldeployment").
 		Complete(r)

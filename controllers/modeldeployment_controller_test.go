@@ -24,6 +24,7 @@ import (
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/controllers"
 	"github.com/mlflow-operator/mlflow-operator/test/fixtures"
+	"github.com/mlflow-operator/mlflow-operator/test/testenv"
 )
 
 const (
@@ -36,6 +37,9 @@ const (
 func setup(t *testing.T, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.ModelDeployment {
 	t.Helper()
 	md := fixtures.Valid(namespace(t), "iris")
+	// These tests are about the production objects: the candidate only has
+	// to become Ready (rollout_test.go tests the smoke test).
+	md.Spec.Rollout.SmokeTest.Enabled = ptr.To(false)
 	for _, m := range mutate {
 		m(md)
 	}
@@ -45,6 +49,7 @@ func setup(t *testing.T, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.Mo
 	if err := k8s.Create(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
+	passCandidate(t, md, imageV1)
 	// Created, and given its initial replica count (a second write, which
 	// bumps the generation): tests that play the deployment controller
 	// start after both.
@@ -96,6 +101,11 @@ func completeRollout(t *testing.T, md *v1alpha1.ModelDeployment) {
 			},
 		}
 	})
+}
+
+func passCandidate(t *testing.T, md *v1alpha1.ModelDeployment, image string) {
+	t.Helper()
+	testenv.PassCandidate(t, k8s, md, image)
 }
 
 // setDeploymentStatus writes a Deployment status as the deployment
@@ -317,11 +327,9 @@ func TestAutoscalerOwnsReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A spec change makes the operator apply the Deployment again.
-	m := getMD(t, md)
-	m.Spec.Serving.Env = []corev1.EnvVar{{Name: "GUNICORN_CMD_ARGS", Value: "--timeout 60"}}
-	if err := k8s.Update(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Serving.Env = []corev1.EnvVar{{Name: "GUNICORN_CMD_ARGS", Value: "--timeout 60"}}
+	})
 	eventually(t, "env applied", func() error {
 		if env := getDeployment(t, md).Spec.Template.Spec.Containers[0].Env; len(env) != 1 {
 			return fmt.Errorf("env %v", env)
@@ -336,14 +344,12 @@ func TestAutoscalerOwnsReplicas(t *testing.T) {
 func TestSpecChangesApplied(t *testing.T) {
 	ctx := context.Background()
 	md := setup(t)
-	m := getMD(t, md)
-	m.Spec.Serving.Port = 9090
-	m.Spec.Scaling.MinReplicas = ptr.To(int32(2))
-	m.Spec.Scaling.MaxReplicas = ptr.To(int32(4))
-	m.Spec.NetworkPolicy.Enabled = ptr.To(false)
-	if err := k8s.Update(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Serving.Port = 9090
+		m.Spec.Scaling.MinReplicas = ptr.To(int32(2))
+		m.Spec.Scaling.MaxReplicas = ptr.To(int32(4))
+		m.Spec.NetworkPolicy.Enabled = ptr.To(false)
+	})
 	key := client.ObjectKeyFromObject(md)
 	eventually(t, "port, autoscaler and budget follow the spec", func() error {
 		svc := &corev1.Service{}
@@ -384,18 +390,14 @@ func TestSpecChangesApplied(t *testing.T) {
 func TestSuspend(t *testing.T) {
 	ctx := context.Background()
 	md := setup(t)
-	m := getMD(t, md)
-	m.Spec.Suspend = true
-	if err := k8s.Update(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Suspend = true
+	})
 	// Let the operator see the suspension before changing anything else.
 	time.Sleep(time.Second)
-	m = getMD(t, md)
-	m.Spec.Serving.Port = 9191
-	if err := k8s.Update(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Serving.Port = 9191
+	})
 	d := getDeployment(t, md)
 	d.Spec.Template.Spec.Containers[0].Image = "someone.example.com/else:1"
 	if err := k8s.Update(ctx, d); err != nil {
@@ -415,11 +417,9 @@ func TestSuspend(t *testing.T) {
 		t.Errorf("observedGeneration %d claims a suspended generation was handled", got.Status.ObservedGeneration)
 	}
 
-	m = getMD(t, md)
-	m.Spec.Suspend = false
-	if err := k8s.Update(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Suspend = false
+	})
 	eventually(t, "resumed: spec applied and drift corrected", func() error {
 		d := getDeployment(t, md)
 		if image(d) != imageV1 || d.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort != 9191 {
@@ -455,6 +455,11 @@ func TestNewVersionReplacesServingOnlyWhenRolledOut(t *testing.T) {
 	}
 
 	fake.set(key, answer{version: controllers.ModelVersion{Version: "2", RunID: "run2"}, image: imageV2})
+	// v2 is verified on a candidate before production sees it.
+	if got := image(getDeployment(t, md)); got != imageV1 {
+		t.Fatalf("production switched to %s before v2's candidate was Ready", got)
+	}
+	passCandidate(t, md, imageV2)
 	eventually(t, "v2 applied", func() error {
 		if got := image(getDeployment(t, md)); got != imageV2 {
 			return fmt.Errorf("image %s", got)
@@ -528,13 +533,18 @@ func TestProgressDeadlineStalls(t *testing.T) {
 		if err := wantCondition(m, v1alpha1.ConditionRolledOut, metav1.ConditionFalse, v1alpha1.ReasonProgressDeadline); err != nil {
 			return err
 		}
-		if err := wantCondition(m, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonProgressDeadline); err != nil {
+		// The first version has nothing to roll back to: it is marked failed
+		// (ProgressDeadlineExceeded), then held (VersionFailed).
+		if err := wantCondition(m, v1alpha1.ConditionStalled, metav1.ConditionTrue, ""); err != nil {
 			return err
+		}
+		if len(m.Status.FailedVersions) != 1 || m.Status.FailedVersions[0].Version != "1" || m.Status.FailedVersions[0].Reason != v1alpha1.ReasonProgressDeadline {
+			return fmt.Errorf("failedVersions %+v", m.Status.FailedVersions)
 		}
 		if condition(m, v1alpha1.ConditionReconciling) != nil {
 			return fmt.Errorf("Reconciling present with Stalled")
 		}
-		return wantCondition(m, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressDeadline)
+		return wantCondition(m, v1alpha1.ConditionReady, metav1.ConditionFalse, "")
 	})
 }
 
@@ -554,5 +564,19 @@ func TestUnknownModelNothingDeployed(t *testing.T) {
 	})
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Deployment exists for a model that resolves to nothing: %v", err)
+	}
+}
+
+// updateMD changes a ModelDeployment's spec, retrying on conflicts with the
+// operator's status writes.
+func updateMD(t *testing.T, md *v1alpha1.ModelDeployment, change func(*v1alpha1.ModelDeployment)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		m := getMD(t, md)
+		change(m)
+		return k8s.Update(context.Background(), m)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,9 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -35,18 +35,17 @@ func (r *ModelDeploymentReconciler) observe(ctx context.Context, s *scope) (bool
 	}
 	switch state.Phase {
 	case rollout.PhaseComplete:
-		if setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionTrue, v1alpha1.ReasonRolloutComplete,
-			fmt.Sprintf("version %s: %s", s.version, state.Message)) {
-			r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonRolloutComplete, "Rollout",
-				fmt.Sprintf("version %s serves: %s", s.version, state.Message))
+		setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionTrue, v1alpha1.ReasonRolloutComplete,
+			fmt.Sprintf("version %s: %s", s.version, state.Message))
+		if md.Status.Promoting != nil {
+			// Complete, but recorded by the next pass's rollout decision.
+			s.wait(v1alpha1.ReasonRollingOut, "recording the completed rollout")
+			s.requeue(time.Second)
 		}
-		r.markServing(s)
 	case rollout.PhaseFailed:
-		msg := fmt.Sprintf("version %s: %s", s.version, state.Message)
-		if setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionFalse, v1alpha1.ReasonProgressDeadline, msg) {
-			r.event(md, corev1.EventTypeWarning, v1alpha1.ReasonProgressDeadline, "Rollout", msg)
-		}
-		s.fail(rollout.Outcome{Stalled: true, Reason: v1alpha1.ReasonProgressDeadline, Message: msg})
+		// The rollout step rolls back, or marks the version failed.
+		setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionFalse, v1alpha1.ReasonProgressDeadline,
+			fmt.Sprintf("version %s: %s", s.version, state.Message))
 	default:
 		msg := fmt.Sprintf("version %s: %s", s.version, state.Message)
 		setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionFalse, v1alpha1.ReasonRollingOut, msg)
@@ -56,22 +55,6 @@ func (r *ModelDeploymentReconciler) observe(ctx context.Context, s *scope) (bool
 		s.wait(v1alpha1.ReasonProgressing, fmt.Sprintf("version %s serves, version %s is on its way", s.version, t.Version))
 	}
 	return true, nil
-}
-
-// markServing records that s.image serves with all replicas available.
-func (r *ModelDeploymentReconciler) markServing(s *scope) {
-	md := s.md
-	ref := v1alpha1.ModelVersionRef{Version: s.version, Image: s.image}
-	if t := md.Status.Target; t != nil && t.Image == s.image {
-		ref = *t
-	} else if sv := md.Status.Serving; sv != nil && sv.Image == s.image {
-		ref = sv.ModelVersionRef
-	}
-	if md.Status.Serving == nil || md.Status.Serving.Image != s.image {
-		now := metav1.NewTime(s.now)
-		md.Status.Serving = &v1alpha1.ServingVersionStatus{ModelVersionRef: ref, Since: &now}
-	}
-	md.Status.LastGood = ref.DeepCopy()
 }
 
 func templateImage(dep *appsv1.Deployment) string {

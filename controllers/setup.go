@@ -42,6 +42,9 @@ type Options struct {
 	TempDir string
 	// Keychain is the operator's own registry credentials (cloud keychains).
 	Keychain authn.Keychain
+	// SmokeTester sends candidates their smoke test; HTTP to the pod's IP
+	// when nil.
+	SmokeTester SmokeTester
 }
 
 // Setup builds the MLflow resolver, the webhook receiver and the
@@ -60,6 +63,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		Client:                  mgr.GetClient(),
 		Recorder:                mgr.GetEventRecorder("mlflow-operator"),
 		Resolver:                resolver,
+		Examples:                resolver,
+		SmokeTester:             o.SmokeTester,
 		Images:                  o.Images,
 		Triggers:                triggers,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,

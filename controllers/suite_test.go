@@ -63,6 +63,13 @@ func (f *registry) Image(_ context.Context, md *v1alpha1.ModelDeployment, v cont
 	return controllers.ImageResult{Image: a.image}, nil
 }
 
+// Example answers every model's smoke test request.
+func (f *registry) Example(context.Context, *v1alpha1.ModelDeployment, string) ([]byte, error) {
+	return []byte(exampleBody), nil
+}
+
+const exampleBody = `{"dataframe_split": {"columns": ["sepal length (cm)"], "data": [[5.1]]}}`
+
 type reasoned struct{ reason, msg string }
 
 func (e reasoned) Error() string  { return e.msg }
@@ -103,6 +110,7 @@ func TestMain(m *testing.M) {
 		Recorder: mgr.GetEventRecorder("mlflow-operator"),
 		Resolver: fake,
 		Images:   fake,
+		Examples: fake,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)

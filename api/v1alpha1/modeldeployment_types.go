@@ -463,6 +463,11 @@ type FailedVersion struct {
 
 	// Time of the failure.
 	Time metav1.Time `json:"time"`
+
+	// ObservedGeneration is the spec generation the version failed with; a
+	// changed spec gives the version another chance.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
 // HistoryEntry is one rollout attempt.
@@ -513,6 +518,11 @@ type ModelDeploymentStatus struct {
 	// +optional
 	Serving *ServingVersionStatus `json:"serving,omitempty"`
 
+	// Promoting is the version the production Deployment is rolling out to,
+	// after its candidate was verified, since when.
+	// +optional
+	Promoting *ServingVersionStatus `json:"promoting,omitempty"`
+
 	// LastGood is the last version that rolled out completely; rollbacks
 	// return to it.
 	// +optional
@@ -543,6 +553,11 @@ type ModelDeploymentStatus struct {
 	// LastPolled is when the registry was last asked about the model.
 	// +optional
 	LastPolled *metav1.Time `json:"lastPolled,omitempty"`
+
+	// LastRetry is the value of the retry annotation last acted upon, so
+	// that one annotation retries a failed version once.
+	// +optional
+	LastRetry string `json:"lastRetry,omitempty"`
 }
 
 // ModelDeployment serves a registered MLflow model on Kubernetes: it follows an

@@ -230,6 +230,11 @@ func (in *ModelDeploymentStatus) DeepCopyInto(out *ModelDeploymentStatus) {
 		*out = new(ServingVersionStatus)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.Promoting != nil {
+		in, out := &in.Promoting, &out.Promoting
+		*out = new(ServingVersionStatus)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.LastGood != nil {
 		in, out := &in.LastGood, &out.LastGood
 		*out = new(ModelVersionRef)

@@ -413,3 +413,28 @@ func SafeJoin(dir, rel string) (string, error) {
 	}
 	return filepath.Join(dir, local), nil
 }
+
+// ReadArtifact reads one file of a model version (at most limit bytes), e.g.
+// serving_input_example.json: through the artifact proxy, or through
+// model-versions/get-artifact for storage the server does not proxy.
+func (c *Client) ReadArtifact(ctx context.Context, name, version, rel string, limit int64) ([]byte, error) {
+	if _, err := SafeJoin("", rel); err != nil {
+		return nil, err
+	}
+	uri, err := c.GetDownloadURI(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	op := "GET artifact " + rel
+	loc, err := c.artifactLocation(ctx, uri, 0)
+	switch {
+	case err == nil:
+		full := strings.Trim(path.Join(loc.path, rel), "/")
+		return loc.client.request(ctx, op, http.MethodGet, loc.client.endpoint(artifactsPrefix+"/"+full, nil), nil, limit)
+	case errors.Is(err, errNotProxied):
+		u := c.endpoint("/model-versions/get-artifact", url.Values{"name": {name}, "version": {version}, "path": {rel}})
+		return c.request(ctx, op, http.MethodGet, u, nil, limit)
+	default:
+		return nil, err
+	}
+}

@@ -360,3 +360,24 @@ func TestBasicAuthServer(t *testing.T) {
 		})
 	}
 }
+
+func TestReadArtifact(t *testing.T) {
+	c := newClient(t)
+	data, err := c.ReadArtifact(context.Background(), "iris", iris[0].Version, "serving_input_example.json", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(storedDir(t, mustDownloadURI(t, "iris", iris[0].Version)), "serving_input_example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != string(want) || !strings.Contains(string(data), "dataframe_split") {
+		t.Errorf("read %q, stored %q", data, want)
+	}
+	if _, err := c.ReadArtifact(context.Background(), "iris", iris[0].Version, "no-such-file.json", 1<<20); !mlflow.IsNotFound(err) {
+		t.Errorf("missing file: %v, want not found", err)
+	}
+	if _, err := c.ReadArtifact(context.Background(), "iris", iris[0].Version, "../../../etc/passwd", 1<<20); !errors.Is(err, mlflow.ErrUnsafePath) {
+		t.Errorf("escaping path: %v", err)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
 	"github.com/mlflow-operator/mlflow-operator/test/fixtures"
 	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/testenv"
 )
 
 // newMD is a ModelDeployment of model following ref on the suite's server.
@@ -34,6 +34,9 @@ func newMD(t *testing.T, ns, name, model string, poll time.Duration, mutate ...f
 	md.Spec.Model = v1alpha1.ModelReference{Name: model, Alias: "champion"}
 	md.Spec.MLflow.TrackingURI = server.URL
 	md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: poll}
+	// The images are stand-ins that nothing serves: candidates are passed by
+	// the tests (passCandidate) without a smoke test.
+	md.Spec.Rollout.SmokeTest.Enabled = ptr.To(false)
 	for _, m := range mutate {
 		m(md)
 	}
@@ -41,6 +44,11 @@ func newMD(t *testing.T, ns, name, model string, poll time.Duration, mutate ...f
 		t.Fatal(err)
 	}
 	return md
+}
+
+func passCandidate(t *testing.T, md *v1alpha1.ModelDeployment, version string) {
+	t.Helper()
+	testenv.PassCandidate(t, k8s, md, imageFor(md, version))
 }
 
 func get(t *testing.T, md *v1alpha1.ModelDeployment) *v1alpha1.ModelDeployment {
@@ -113,6 +121,7 @@ func TestFollowAliasStageAndVersion(t *testing.T) {
 	)
 	eventually(t, 30*time.Second, "alias move followed", func() error { return resolvedTo(get(t, alias), res[1].Version, res[1].RunID) })
 	eventually(t, 30*time.Second, "new Production version followed", func() error { return resolvedTo(get(t, stage), res2[1].Version, res2[1].RunID) })
+	passCandidate(t, stage, res2[1].Version)
 	eventually(t, 30*time.Second, "the workload follows the new target", func() error {
 		d := &appsv1.Deployment{}
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(stage), d); err != nil {
@@ -287,6 +296,7 @@ func TestMLflowDownKeepsServing(t *testing.T) {
 	ns := namespace(t)
 	res := fixture(t, mlflowtest.Op{"op": "register", "model": "steady", "alias": "champion"})
 	md := newMD(t, ns, "steady", "steady", 5*time.Second)
+	passCandidate(t, md, res[0].Version)
 	key := client.ObjectKeyFromObject(md)
 	d := &appsv1.Deployment{}
 	eventually(t, 30*time.Second, "deployment with its initial replicas", func() error {
@@ -299,17 +309,7 @@ func TestMLflowDownKeepsServing(t *testing.T) {
 		return nil
 	})
 	// The deployment controller reports the rollout complete.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8s.Get(ctx, key, d); err != nil {
-			return err
-		}
-		n := ptr.Deref(d.Spec.Replicas, 1)
-		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
-		return k8s.Status().Update(ctx, d)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.CompleteDeployment(t, k8s, key)
 	eventually(t, 30*time.Second, "ready", func() error {
 		c := meta.FindStatusCondition(get(t, md).Status.Conditions, v1alpha1.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionTrue {

@@ -2,16 +2,22 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
 
 // SetLogger sends the operator's logs to stderr: errors only, everything
@@ -48,4 +54,42 @@ func Eventually(t testing.TB, timeout time.Duration, what string, check func() e
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s: still not true after %s: %v", what, timeout, err)
+}
+
+// CompleteDeployment writes the status the deployment controller writes
+// once every replica of the current template is available (envtest runs no
+// controllers), retrying on conflicts with the operator's writes.
+func CompleteDeployment(t testing.TB, c client.Client, key client.ObjectKey) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := &appsv1.Deployment{}
+		if err := c.Get(context.Background(), key, d); err != nil {
+			return err
+		}
+		n := ptr.Deref(d.Spec.Replicas, 1)
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+		return c.Status().Update(context.Background(), d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PassCandidate waits for md's candidate Deployment to run image, then
+// reports it available. With the smoke test off, that is all it takes to be
+// promoted.
+func PassCandidate(t testing.TB, c client.Client, md *v1alpha1.ModelDeployment, image string) {
+	t.Helper()
+	key := client.ObjectKey{Namespace: md.Namespace, Name: md.Name + "-candidate"}
+	Eventually(t, 60*time.Second, "candidate of "+image, func() error {
+		d := &appsv1.Deployment{}
+		if err := c.Get(context.Background(), key, d); err != nil {
+			return err
+		}
+		if got := d.Spec.Template.Spec.Containers[0].Image; got != image {
+			return fmt.Errorf("candidate runs %s", got)
+		}
+		return nil
+	})
+	CompleteDeployment(t, c, key)
 }
