@@ -98,7 +98,10 @@ func main() {
 		os.Exit(1)
 	}
 
-	setup := controllers.Options{MaxConcurrentReconciles: concurrency, BuildWorkers: buildWorkers, TempDir: tempDir}
+	setup := controllers.Options{MaxConcurrentReconciles: concurrency, BuildWorkers: buildWorkers, TempDir: tempDir,
+		// The downward API sets POD_NAMESPACE (config/manager); the serving
+		// pods' NetworkPolicies then admit the operator's smoke tests.
+		OperatorNamespace: os.Getenv("POD_NAMESPACE")}
 	if webhookAddr != "0" && webhookAddr != "" {
 		secret, err := os.ReadFile(webhookSecretFile)
 		switch {

@@ -43,6 +43,10 @@ type ModelDeploymentReconciler struct {
 	// image builder: ImageReady then says so.
 	Images ImageProvider
 
+	// OperatorPeer, when set, is added to every NetworkPolicy's allowed
+	// peers: the operator's own pods, which smoke-test candidates.
+	OperatorPeer *networkingv1.NetworkPolicyPeer
+
 	// Examples gives a model version's smoke test request; SmokeTester sends
 	// it (HTTPSmokeTester when nil).
 	Examples    ExampleSource

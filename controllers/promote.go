@@ -42,7 +42,11 @@ func (r *ModelDeploymentReconciler) promote(ctx context.Context, s *scope) (bool
 	dep.Spec.Replicas = nil
 	objs := []client.Object{dep, resources.Service(md), resources.HorizontalPodAutoscaler(md), resources.PodDisruptionBudget(md)}
 	if md.Spec.NetworkPolicyEnabled() {
-		objs = append(objs, resources.NetworkPolicy(md))
+		var extra []networkingv1.NetworkPolicyPeer
+		if r.OperatorPeer != nil {
+			extra = append(extra, *r.OperatorPeer)
+		}
+		objs = append(objs, resources.NetworkPolicy(md, extra...))
 	}
 	for _, obj := range objs {
 		if err := apply(ctx, r.Client, obj, FieldOwner); err != nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -45,6 +47,10 @@ type Options struct {
 	// SmokeTester sends candidates their smoke test; HTTP to the pod's IP
 	// when nil.
 	SmokeTester SmokeTester
+	// OperatorNamespace, when set, lets the operator's pods (label
+	// app.kubernetes.io/name=mlflow-operator in that namespace) through every
+	// NetworkPolicy, for the smoke test.
+	OperatorNamespace string
 }
 
 // Setup builds the MLflow resolver, the webhook receiver and the
@@ -68,6 +74,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		Images:                  o.Images,
 		Triggers:                triggers,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+	}
+	if o.OperatorNamespace != "" {
+		r.OperatorPeer = &networkingv1.NetworkPolicyPeer{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": o.OperatorNamespace}},
+			PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "mlflow-operator"}},
+		}
 	}
 	if r.Images == nil {
 		builder := o.Builder

@@ -48,9 +48,10 @@ type Input struct {
 	Target Version
 	// LastGood is the last version that rolled out completely.
 	LastGood Version
-	// Failed tells whether the target version failed before and was not
-	// retried since.
-	TargetFailed bool
+	// TargetFailed tells whether the target version failed before and was
+	// not retried since; TargetFailure says how.
+	TargetFailed  bool
+	TargetFailure string
 	// Production is the production Deployment's rollout, and ProductionImage
 	// the image its pod template runs ("" when it does not exist).
 	Production      DeploymentState
@@ -153,6 +154,10 @@ func Decide(in Input) Decision {
 func decideFailedTarget(in Input) Decision {
 	msg := fmt.Sprintf("version %s failed before; %s keeps serving (a new version, a spec change or the retry annotation moves on)",
 		in.Target.Version, describe(in.LastGood))
+	if in.TargetFailure != "" {
+		msg = fmt.Sprintf("version %s failed (%s); %s keeps serving (a new version, a spec change or the retry annotation moves on)",
+			in.Target.Version, in.TargetFailure, describe(in.LastGood))
+	}
 	if in.ProductionImage == in.Target.Image && in.AutoRollback && !in.LastGood.Empty() && in.LastGood.Image != in.Target.Image {
 		return Decision{Action: ActionRollback, Reason: ReasonVersionFailed, Message: msg}
 	}
