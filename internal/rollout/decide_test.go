@@ -87,6 +87,9 @@ func TestDecide(t *testing.T) {
 
 		// A version that failed is not deployed again.
 		{"failed target, last good serving", base(func(in *Input) { in.TargetFailed = true }), ActionHold, ReasonVersionFailed, 0, "version 1 keeps serving"},
+		{"failed target says how it failed", base(func(in *Input) {
+			in.TargetFailed, in.TargetFailure = true, "SmokeTestFailed: HTTP 400"
+		}), ActionHold, ReasonVersionFailed, 0, "version 2 failed (SmokeTestFailed: HTTP 400); version 1 keeps serving"},
 		{"failed target, candidate left", base(func(in *Input) { in.TargetFailed = true }, candidate(readyCandidate)), ActionDeleteCandidate, ReasonVersionFailed, 0, ""},
 		{"failed target still in production (restart mid-rollback)", base(promoted, func(in *Input) { in.TargetFailed = true }), ActionRollback, ReasonVersionFailed, 0, ""},
 		{"failed target in production, auto-rollback off", base(promoted, func(in *Input) { in.TargetFailed, in.AutoRollback = true, false }), ActionHold, ReasonVersionFailed, 0, ""},
