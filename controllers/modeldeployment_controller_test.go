@@ -43,8 +43,8 @@ func setup(t *testing.T, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.Mo
 	for _, m := range mutate {
 		m(md)
 	}
-	fake.set(client.ObjectKeyFromObject(md), answer{
-		version: controllers.ModelVersion{Version: "1", RunID: "run1", Source: "models:/m-1"}, image: imageV1,
+	fake.Set(client.ObjectKeyFromObject(md), answer{
+		Version: controllers.ModelVersion{Version: "1", RunID: "run1", Source: "models:/m-1"}, Image: imageV1,
 	})
 	if err := k8s.Create(context.Background(), md); err != nil {
 		t.Fatal(err)
@@ -438,7 +438,7 @@ func TestNewVersionReplacesServingOnlyWhenRolledOut(t *testing.T) {
 
 	// The alias moves to version 2, whose image is still being built.
 	key := client.ObjectKeyFromObject(md)
-	fake.set(key, answer{version: controllers.ModelVersion{Version: "2", RunID: "run2"}})
+	fake.Set(key, answer{Version: controllers.ModelVersion{Version: "2", RunID: "run2"}})
 	touch(t, md)
 	eventually(t, "building v2 while v1 serves", func() error {
 		m := getMD(t, md)
@@ -454,7 +454,7 @@ func TestNewVersionReplacesServingOnlyWhenRolledOut(t *testing.T) {
 		t.Fatalf("deployment switched to %s before v2's image existed", got)
 	}
 
-	fake.set(key, answer{version: controllers.ModelVersion{Version: "2", RunID: "run2"}, image: imageV2})
+	fake.Set(key, answer{Version: controllers.ModelVersion{Version: "2", RunID: "run2"}, Image: imageV2})
 	// v2 is verified on a candidate before production sees it.
 	if got := image(getDeployment(t, md)); got != imageV1 {
 		t.Fatalf("production switched to %s before v2's candidate was Ready", got)
@@ -487,7 +487,7 @@ func TestRegistryFailureKeepsServing(t *testing.T) {
 		return wantCondition(getMD(t, md), v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})
 	key := client.ObjectKeyFromObject(md)
-	fake.set(key, answer{err: reasoned{v1alpha1.ReasonMLflowUnreachable, "dial tcp 127.0.0.1:5000: connection refused"}})
+	fake.Set(key, answer{Err: reasoned{Why: v1alpha1.ReasonMLflowUnreachable, Msg: "dial tcp 127.0.0.1:5000: connection refused"}})
 	touch(t, md)
 	eventually(t, "condition tells MLflow is unreachable", func() error {
 		m := getMD(t, md)
@@ -510,7 +510,7 @@ func TestRegistryFailureKeepsServing(t *testing.T) {
 		t.Errorf("deployment image %s changed while MLflow is down", got)
 	}
 
-	fake.set(key, answer{version: controllers.ModelVersion{Version: "1", RunID: "run1"}, image: imageV1})
+	fake.Set(key, answer{Version: controllers.ModelVersion{Version: "1", RunID: "run1"}, Image: imageV1})
 	touch(t, md)
 	eventually(t, "recovers", func() error {
 		return wantCondition(getMD(t, md), v1alpha1.ConditionReady, metav1.ConditionTrue, "")

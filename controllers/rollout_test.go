@@ -97,7 +97,7 @@ func serving(t *testing.T, srv *scoringServer, mutate ...func(*v1alpha1.ModelDep
 // moveTo makes the registry answer version v with image.
 func moveTo(t *testing.T, md *v1alpha1.ModelDeployment, v, image string) {
 	t.Helper()
-	fake.set(client.ObjectKeyFromObject(md), answer{version: controllers.ModelVersion{Version: v, RunID: "run" + v}, image: image})
+	fake.Set(client.ObjectKeyFromObject(md), answer{Version: controllers.ModelVersion{Version: v, RunID: "run" + v}, Image: image})
 	touch(t, md)
 }
 

@@ -4,82 +4,33 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/controllers"
+	"github.com/mlflow-operator/mlflow-operator/test/fixtures"
 	"github.com/mlflow-operator/mlflow-operator/test/testenv"
 )
 
 // The registry client and the image builder are not this suite's subject:
-// these stand-ins answer per ModelDeployment what a test tells them, so that
-// the tests can drive the Kubernetes side against a real API server.
+// fixtures.FakeRegistry answers per ModelDeployment what a test tells it, so
+// that the tests drive the Kubernetes side against a real API server.
 
-type answer struct {
-	version controllers.ModelVersion
-	err     error
-	image   string // empty: still building
-}
+const exampleBody = fixtures.ExampleBody
 
-type registry struct {
-	mu      sync.Mutex
-	answers map[types.NamespacedName]answer
-}
+type answer = fixtures.Answer
 
-func (f *registry) set(key types.NamespacedName, a answer) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.answers[key] = a
-}
-
-func (f *registry) get(md *v1alpha1.ModelDeployment) (answer, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a, ok := f.answers[types.NamespacedName{Namespace: md.Namespace, Name: md.Name}]
-	return a, ok
-}
-
-func (f *registry) Resolve(_ context.Context, md *v1alpha1.ModelDeployment) (controllers.ModelVersion, error) {
-	a, ok := f.get(md)
-	if !ok {
-		return controllers.ModelVersion{}, reasoned{"ModelNotFound", "no such model"}
-	}
-	return a.version, a.err
-}
-
-func (f *registry) Image(_ context.Context, md *v1alpha1.ModelDeployment, v controllers.ModelVersion) (controllers.ImageResult, error) {
-	a, _ := f.get(md)
-	if a.image == "" {
-		return controllers.ImageResult{Message: "pushing layers"}, nil
-	}
-	return controllers.ImageResult{Image: a.image}, nil
-}
-
-// Example answers every model's smoke test request.
-func (f *registry) Example(context.Context, *v1alpha1.ModelDeployment, string) ([]byte, error) {
-	return []byte(exampleBody), nil
-}
-
-const exampleBody = `{"dataframe_split": {"columns": ["sepal length (cm)"], "data": [[5.1]]}}`
-
-type reasoned struct{ reason, msg string }
-
-func (e reasoned) Error() string  { return e.msg }
-func (e reasoned) Reason() string { return e.reason }
-func (e reasoned) Terminal() bool { return false }
+type reasoned = fixtures.ReasonedError
 
 var (
 	env  *testenv.Env
 	k8s  client.Client
-	fake = &registry{answers: map[types.NamespacedName]answer{}}
+	fake = fixtures.NewFakeRegistry()
 )
 
 func TestMain(m *testing.M) {
