@@ -295,6 +295,21 @@ func TestCandidateCrashLoopFails(t *testing.T) {
 	if len(srv.requests()) != 0 {
 		t.Errorf("a crash-looping candidate was smoke-tested: %v", srv.requests())
 	}
+
+	// A changed spec gives the version another chance.
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Serving.Env = []corev1.EnvVar{{Name: "OMP_NUM_THREADS", Value: "1"}}
+	})
+	eventually(t, "new candidate after the spec change", func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: md.Namespace, Name: md.Name + "-candidate"}, d); err != nil {
+			return err
+		}
+		if len(d.Spec.Template.Spec.Containers[0].Env) != 1 {
+			return fmt.Errorf("candidate env %v", d.Spec.Template.Spec.Containers[0].Env)
+		}
+		return nil
+	})
 }
 
 func TestCandidateNotReadyBeforeDeadline(t *testing.T) {
