@@ -296,7 +296,11 @@ func TestCandidateCrashLoopFails(t *testing.T) {
 		t.Errorf("a crash-looping candidate was smoke-tested: %v", srv.requests())
 	}
 
-	// A changed spec gives the version another chance.
+	// The garbage collector removes the deleted candidate's pod (envtest
+	// runs none); then a changed spec gives the version another chance.
+	if err := k8s.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(md.Namespace)); err != nil {
+		t.Fatal(err)
+	}
 	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
 		m.Spec.Serving.Env = []corev1.EnvVar{{Name: "OMP_NUM_THREADS", Value: "1"}}
 	})
