@@ -57,8 +57,8 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: controlplane
-controlplane: ## Build kube-apiserver, etcd and kubectl from source into bin/ (cached).
-	hack/controlplane.sh kube-apiserver etcd kubectl
+controlplane: ## Build kube-apiserver, etcd, kubectl, kube-controller-manager, kube-scheduler and kwok from source into bin/ (cached).
+	hack/controlplane.sh kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kwok
 
 .PHONY: pythonenv
 pythonenv: ## Create the pinned Python environment with MLflow and scikit-learn (cached).

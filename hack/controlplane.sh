@@ -3,6 +3,7 @@
 # proxy (no prebuilt release can be downloaded here) and caches them in bin/.
 #
 #   hack/controlplane.sh [BINARY...]   default: kube-apiserver etcd kubectl
+#                                      (also: kube-controller-manager kube-scheduler kwok)
 #
 # Binaries land in bin/controlplane/k8s-<version>/ (the folder that envtest's
 # KUBEBUILDER_ASSETS points at). A binary that is already there is not rebuilt,
@@ -10,11 +11,13 @@
 # hack/controlplane/*/go.mod; the cache folder is keyed by them.
 #
 #   hack/controlplane.sh --print-dir    prints the cache folder and exits
+#   hack/controlplane.sh --kwok-stages  prints the folder of kwok's stage YAML
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 k8s_mod="$root/hack/controlplane/kubernetes"
 etcd_mod="$root/hack/controlplane/etcd"
+kwok_mod="$root/hack/controlplane/kwok"
 
 # pinned MODULE_DIR MODULE: the version a go.mod requires (single line or block).
 pinned() {
@@ -22,6 +25,7 @@ pinned() {
 }
 k8s_version=$(pinned "$k8s_mod" k8s.io/kubernetes)
 etcd_version=$(pinned "$etcd_mod" go.etcd.io/etcd/server/v3)
+kwok_version=$(pinned "$kwok_mod" sigs.k8s.io/kwok)
 if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
   echo "controlplane: cannot read the pinned versions from hack/controlplane/*/go.mod" >&2
   exit 1
@@ -30,6 +34,11 @@ out="$root/bin/controlplane/k8s-${k8s_version}-etcd-${etcd_version}"
 
 if [[ "${1:-}" == "--print-dir" ]]; then
   echo "$out"
+  exit 0
+fi
+if [[ "${1:-}" == "--kwok-stages" ]]; then
+  # The stage definitions ship inside the kwok module.
+  (cd "$kwok_mod" && echo "$(go env GOMODCACHE)/sigs.k8s.io/kwok@${kwok_version}/kustomize/stage")
   exit 0
 fi
 
@@ -91,8 +100,10 @@ for name in "${wanted[@]}"; do
       build "$name" "$k8s_mod" "k8s.io/kubernetes/cmd/$name" "$k8s_ldflags" ;;
     etcd)
       build etcd "$etcd_mod" go.etcd.io/etcd/server/v3 "-s -w" ;;
+    kwok)
+      build kwok "$kwok_mod" sigs.k8s.io/kwok/cmd/kwok "-s -w" ;;
     *)
-      echo "controlplane: unknown binary $name (known: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd)" >&2
+      echo "controlplane: unknown binary $name (known: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)" >&2
       exit 2 ;;
   esac
 done

@@ -1,0 +1,116 @@
+package cluster
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pki is the cluster's certificates and keys, written to dir.
+type pki struct {
+	caCert, caKey         string
+	serverCert, serverKey string
+	adminCert, adminKey   string
+	saKey, saPub          string
+	caPEM                 []byte
+	adminCertPEM          []byte
+	adminKeyPEM           []byte
+}
+
+func writePEM(path, typ string, der []byte) ([]byte, error) {
+	b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	return b, os.WriteFile(path, b, 0o600)
+}
+
+// newPKI makes a CA, a serving certificate for the API server on loopback,
+// an admin client certificate (group system:masters) and the
+// service-account signing key pair.
+func newPKI(dir string) (*pki, error) {
+	p := &pki{
+		caCert: filepath.Join(dir, "ca.crt"), caKey: filepath.Join(dir, "ca.key"),
+		serverCert: filepath.Join(dir, "apiserver.crt"), serverKey: filepath.Join(dir, "apiserver.key"),
+		adminCert: filepath.Join(dir, "admin.crt"), adminKey: filepath.Join(dir, "admin.key"),
+		saKey: filepath.Join(dir, "sa.key"), saPub: filepath.Join(dir, "sa.pub"),
+	}
+	now := time.Now().Add(-time.Hour)
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mlflow-operator-local-ca"},
+		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, IsCA: true, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	if p.caPEM, err = writePEM(p.caCert, "CERTIFICATE", caDER); err != nil {
+		return nil, err
+	}
+	caKeyDER, _ := x509.MarshalECPrivateKey(caKey)
+	if _, err := writePEM(p.caKey, "EC PRIVATE KEY", caKeyDER); err != nil {
+		return nil, err
+	}
+
+	leaf := func(serial int64, tmpl *x509.Certificate, certPath, keyPath string) ([]byte, []byte, error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(serial), now, now.Add(365*24*time.Hour)
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		certPEM, err := writePEM(certPath, "CERTIFICATE", der)
+		if err != nil {
+			return nil, nil, err
+		}
+		keyDER, _ := x509.MarshalECPrivateKey(key)
+		keyPEM, err := writePEM(keyPath, "EC PRIVATE KEY", keyDER)
+		return certPEM, keyPEM, err
+	}
+	if _, _, err := leaf(2, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+	}, p.serverCert, p.serverKey); err != nil {
+		return nil, err
+	}
+	if p.adminCertPEM, p.adminKeyPEM, err = leaf(3, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, p.adminCert, p.adminKey); err != nil {
+		return nil, err
+	}
+
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := writePEM(p.saKey, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)); err != nil {
+		return nil, err
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if _, err := writePEM(p.saPub, "PUBLIC KEY", pubDER); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
