@@ -99,6 +99,9 @@ def register(op, client):
         else:
             raise ValueError(f"unknown model kind {kind}")
     version = str(info.registered_model_version)
+    predictions = []
+    if kind == "iris":
+        predictions = [int(x) for x in model.predict(example)]
     if op.get("alias"):
         client.set_registered_model_alias(name, op["alias"], version)
     if op.get("stage"):
@@ -109,6 +112,7 @@ def register(op, client):
         "run_id": run.info.run_id,
         "source": mv.source,
         "model_id": getattr(info, "model_id", "") or "",
+        "predictions": predictions,
     }
 
 

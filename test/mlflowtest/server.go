@@ -236,6 +236,9 @@ type Result struct {
 	Source    string `json:"source"`
 	ModelID   string `json:"model_id"`
 	WebhookID string `json:"webhook_id"`
+	// Predictions of an iris model for its input example (the first three
+	// rows of the iris data set).
+	Predictions []int `json:"predictions"`
 	// Done is when the operation finished (unix seconds).
 	Done float64 `json:"t"`
 }
