@@ -161,7 +161,9 @@ func (p *PodNet) startServer(image string, s *modelServer) {
 	l.Close()
 	cmd := exec.Command(filepath.Join(p.Python, "bin", "mlflow"), "models", "serve", "-m", filepath.Join(dir, "opt", "ml", "model"),
 		"-h", "127.0.0.1", "-p", strconv.Itoa(port), "--env-manager", "local")
-	cmd.Env = append(os.Environ(), "MLFLOW_DISABLE_ENV_CREATION=true")
+	// mlflow starts uvicorn by name: the environment's bin must be on PATH.
+	cmd.Env = append(os.Environ(), "MLFLOW_DISABLE_ENV_CREATION=true",
+		"PATH="+filepath.Join(p.Python, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
 	proc, err := procs.Start(cmd)
 	if err != nil {
 		s.err = err

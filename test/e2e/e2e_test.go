@@ -1,0 +1,253 @@
+// Package e2e runs the whole flow for real: the operator binary against a
+// local cluster (source-built control plane, kwok nodes), a real MLflow
+// server, a real registry, and the pod network stand-in that answers pod IPs
+// with a real `mlflow models serve` of the pod's image.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/cluster"
+	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/podnet"
+	"github.com/mlflow-operator/mlflow-operator/test/procs"
+	"github.com/mlflow-operator/mlflow-operator/test/registrytest"
+	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+)
+
+const webhookSecret = "e2e-webhook-secret"
+
+var (
+	lc         *cluster.Cluster
+	k8s        client.Client
+	server     *mlflowtest.Server
+	reg        *registrytest.Registry
+	pn         *podnet.PodNet
+	operator   *procs.Process
+	base       string
+	webhookURL string
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "e2e:", err); return 1 }
+	if err := v1alpha1.AddToScheme(scheme.Scheme); err != nil {
+		return fail(err)
+	}
+	work, err := os.MkdirTemp("", "e2e-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(work)
+	manager := filepath.Join(work, "manager")
+	build := exec.Command("go", "build", "-o", manager, "./cmd")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("build the operator: %v\n%s", err, out))
+	}
+	ctx := context.Background()
+	if server, err = mlflowtest.Start(mlflowtest.Options{Webhooks: true}); err != nil {
+		return fail(err)
+	}
+	defer server.Close()
+	if reg, err = registrytest.Start(registrytest.Options{}); err != nil {
+		return fail(err)
+	}
+	defer reg.Close()
+	img, _ := random.Image(1024, 1)
+	base = reg.Host + "/serving/base:1"
+	ref, _ := name.ParseReference(base, name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		return fail(err)
+	}
+	if lc, err = cluster.Start(ctx, cluster.Options{}); err != nil {
+		return fail(err)
+	}
+	defer lc.Stop()
+	k8s = lc.Client
+	py, err := mlflowtest.PythonEnv()
+	if err != nil {
+		return fail(err)
+	}
+	if pn, err = podnet.Start(k8s, freePort(), py, filepath.Join(work, "models")); err != nil {
+		return fail(err)
+	}
+	defer pn.Close()
+
+	// The CRD, as `make install` would.
+	kubectl := filepath.Join(filepath.Dir(lc.Kubeconfig), "..", "kubectl")
+	if bin, err := exec.Command(filepath.Join(repoRoot(), "hack", "controlplane.sh"), "--print-dir").Output(); err == nil {
+		kubectl = filepath.Join(strings.TrimSpace(string(bin)), "kubectl")
+	}
+	apply := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig, "apply", "--server-side", "-f", filepath.Join(repoRoot(), "config", "crd", "bases"))
+	if out, err := apply.CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("install the CRD: %v\n%s", err, out))
+	}
+	wait := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/modeldeployments.serving.mlflow-operator.io")
+	if out, err := wait.CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("the CRD is not established: %v\n%s", err, out))
+	}
+
+	// The operator: the same binary as in a cluster, kubeconfig from the
+	// environment.
+	secretFile := filepath.Join(work, "webhook-secret")
+	os.WriteFile(secretFile, []byte(webhookSecret), 0o600)
+	webhookPort := freePort()
+	webhookURL = fmt.Sprintf("http://127.0.0.1:%d/webhooks/mlflow", webhookPort)
+	cmd := exec.Command(manager, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", webhookPort), "--webhook-secret-file="+secretFile,
+		"--temp-dir="+work, "--zap-log-level=info")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+lc.Kubeconfig)
+	if operator, err = procs.Start(cmd); err != nil {
+		return fail(err)
+	}
+	defer operator.Stop(10 * time.Second)
+	time.Sleep(2 * time.Second)
+	if operator.Exited() {
+		return fail(fmt.Errorf("the operator exited:\n%s", tail(operator.Logs.String(), 40)))
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "operator logs:\n%s\n", tail(operator.Logs.String(), 80))
+	}
+	return code
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// dump shows what a person would look at when a test fails.
+func dump(t *testing.T, md *v1alpha1.ModelDeployment) {
+	if !t.Failed() {
+		return
+	}
+	m := &v1alpha1.ModelDeployment{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m); err == nil {
+		y, _ := yaml.Marshal(m.Status)
+		t.Logf("status:\n%s", y)
+	}
+	events := &corev1.EventList{}
+	_ = k8s.List(context.Background(), events, client.InNamespace(md.Namespace))
+	for _, e := range events.Items {
+		t.Logf("event %s %s %s: %s", e.Type, e.Reason, e.InvolvedObject.Name, e.Message)
+	}
+}
+
+func TestChampionServesPredictions(t *testing.T) {
+	ctx := context.Background()
+	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.Namespace(t, k8s, "e2e")
+	md := &v1alpha1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "iris", Namespace: ns},
+		Spec: v1alpha1.ModelDeploymentSpec{
+			Model:   v1alpha1.ModelReference{Name: "iris", Alias: "champion"},
+			MLflow:  v1alpha1.MLflowConnection{TrackingURI: server.URL, PollInterval: &metav1.Duration{Duration: 10 * time.Second}},
+			Image:   v1alpha1.ImageSpec{Repository: reg.Host + "/models/iris", BaseImage: base, InsecureRegistry: true},
+			Serving: v1alpha1.ServingSpec{Port: int32(pn.Port)},
+			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
+		},
+	}
+	if err := k8s.Create(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	defer dump(t, md)
+	start := time.Now()
+	testenv.Eventually(t, 6*time.Minute, "Ready", func() error {
+		m := &v1alpha1.ModelDeployment{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), m); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		*md = *m
+		return nil
+	})
+	t.Logf("MEASURED ModelDeployment created -> Ready (build, push, candidate, smoke test, rollout): %s", time.Since(start).Round(time.Second))
+	if md.Status.Serving == nil || md.Status.Serving.Version != res[0].Version || !strings.HasPrefix(md.Status.Serving.Image, reg.Host+"/models/iris@sha256:") {
+		t.Fatalf("serving %+v", md.Status.Serving)
+	}
+
+	pods := &corev1.PodList{}
+	if err := k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	var ip string
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.Spec.Containers[0].Image == md.Status.Serving.Image {
+			running++
+			ip = p.Status.PodIP
+		}
+	}
+	if running != 3 {
+		t.Fatalf("%d running pods of the built image, want 3", running)
+	}
+
+	// A real prediction from a pod IP.
+	body := `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
+	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", ip, pn.Port), "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var answer struct {
+		Predictions []int `json:"predictions"`
+	}
+	if err := json.Unmarshal(data, &answer); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP %d %s", resp.StatusCode, data)
+	}
+	if fmt.Sprint(answer.Predictions) != fmt.Sprint(res[0].Predictions) {
+		t.Errorf("predictions %v, the model predicts %v", answer.Predictions, res[0].Predictions)
+	}
+}
