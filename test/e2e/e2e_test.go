@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -250,4 +251,96 @@ func TestChampionServesPredictions(t *testing.T) {
 	if fmt.Sprint(answer.Predictions) != fmt.Sprint(res[0].Predictions) {
 		t.Errorf("predictions %v, the model predicts %v", answer.Predictions, res[0].Predictions)
 	}
+}
+
+// TestWebhookPromotionKeepsCapacity promotes version 2 by moving the alias,
+// with an hour between polls so that only MLflow's webhook can start it, and
+// watches the production Deployment through the rolling update: available
+// replicas never drop below the 3 it serves with (maxUnavailable 0).
+func TestWebhookPromotionKeepsCapacity(t *testing.T) {
+	ctx := context.Background()
+	res, err := server.Fixture(ctx,
+		mlflowtest.Op{"op": "register", "model": "hooked", "seed": 1, "alias": "champion"},
+		mlflowtest.Op{"op": "create_webhook", "name": "operator", "url": webhookURL, "secret": webhookSecret,
+			"events": []string{"model_version_alias.created", "model_version.created"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.Namespace(t, k8s, "e2e")
+	md := &v1alpha1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "hooked", Namespace: ns},
+		Spec: v1alpha1.ModelDeploymentSpec{
+			Model:   v1alpha1.ModelReference{Name: "hooked", Alias: "champion"},
+			MLflow:  v1alpha1.MLflowConnection{TrackingURI: server.URL, PollInterval: &metav1.Duration{Duration: time.Hour}},
+			Image:   v1alpha1.ImageSpec{Repository: reg.Host + "/models/hooked", BaseImage: base, InsecureRegistry: true},
+			Serving: v1alpha1.ServingSpec{Port: int32(pn.Port)},
+			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
+		},
+	}
+	if err := k8s.Create(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	defer dump(t, md)
+	readyOn := func(version string) func() error {
+		return func() error {
+			m := &v1alpha1.ModelDeployment{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), m); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+			if c == nil || c.Status != metav1.ConditionTrue || m.Status.Serving == nil || m.Status.Serving.Version != version {
+				return fmt.Errorf("Ready %+v serving %+v", c, m.Status.Serving)
+			}
+			return nil
+		}
+	}
+	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(res[0].Version))
+
+	// Watch the production Deployment from now on.
+	wc, err := client.NewWithWatch(lc.Config, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &appsv1.DeploymentList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": md.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	minAvailable := int32(1 << 30)
+	watched := 0
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for ev := range w.ResultChan() {
+			if d, ok := ev.Object.(*appsv1.Deployment); ok {
+				watched++
+				if d.Status.AvailableReplicas < minAvailable {
+					minAvailable = d.Status.AvailableReplicas
+				}
+			}
+		}
+	}()
+
+	moved, err := server.Fixture(ctx,
+		mlflowtest.Op{"op": "register", "model": "hooked", "seed": 2},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Fixture(ctx, mlflowtest.Op{"op": "set_alias", "model": "hooked", "alias": "champion", "version": moved[0].Version}); err != nil {
+		t.Fatal(err)
+	}
+	aliasMoved := time.Now()
+	testenv.Eventually(t, 6*time.Minute, "v2 Ready", readyOn(moved[0].Version))
+	t.Logf("MEASURED alias moved -> Ready on v2 (webhook, build, candidate, smoke test, rolling update): %s", time.Since(aliasMoved).Round(time.Second))
+	w.Stop()
+	<-watchDone
+	if watched == 0 {
+		t.Fatal("saw no Deployment update during the rollout")
+	}
+	if minAvailable < 3 {
+		t.Errorf("available replicas dropped to %d during the rollout (watched %d updates)", minAvailable, watched)
+	}
+	t.Logf("watched %d Deployment updates; available replicas never below %d", watched, minAvailable)
 }
