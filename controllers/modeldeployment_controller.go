@@ -34,7 +34,13 @@ import (
 // ModelDeploymentReconciler reconciles ModelDeployments.
 type ModelDeploymentReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads the ModelDeployment at the start of a reconcile from
+	// the API server itself: a cached copy can lag behind this operator's
+	// own last status write, and acting on it would undo that write's
+	// decisions (recreate a candidate that just failed, say). The cache when
+	// nil.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 
 	// Resolver asks the model registry which version to serve. Nil means this
 	// build has no registry client: ModelResolved then says so.
@@ -122,7 +128,11 @@ type stepFunc func(ctx context.Context, s *scope) (next bool, err error)
 // is patched once, at the end, whatever happened.
 func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	md := &v1alpha1.ModelDeployment{}
-	if err := r.Get(ctx, req.NamespacedName, md); err != nil {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	if err := reader.Get(ctx, req.NamespacedName, md); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !md.DeletionTimestamp.IsZero() {
@@ -140,7 +150,9 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	base := md.DeepCopy()
 	defer func() {
 		r.summarize(s)
-		if perr := r.Status().Patch(ctx, md, client.MergeFrom(base)); perr != nil && !apierrors.IsNotFound(perr) {
+		// Optimistic lock: a status written by a reconcile that read an
+		// older object is refused, and the reconcile runs again.
+		if perr := r.Status().Patch(ctx, md, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); perr != nil && !apierrors.IsNotFound(perr) {
 			if err == nil {
 				err = perr
 			}

@@ -85,6 +85,14 @@ func (r *ModelDeploymentReconciler) rollout(ctx context.Context, s *scope) (bool
 		d = rollout.Decide(in)
 	}
 	s.requeue(d.RequeueAfter)
+	switch d.Action {
+	case rollout.ActionCreateCandidate, rollout.ActionPromote, rollout.ActionDeleteCandidate:
+		// Look again soon: an apply that changes nothing sends no event, and
+		// the cache may not show this pass's writes yet.
+		s.requeue(2 * time.Second)
+	case rollout.ActionWait:
+		s.requeue(10 * time.Second)
+	}
 	if err := r.act(ctx, s, w, in, d); err != nil {
 		return false, err
 	}

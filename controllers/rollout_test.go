@@ -187,13 +187,16 @@ func TestVerifiedCandidateIsPromoted(t *testing.T) {
 	if len(reqs) != 1 || reqs[0] != "POST /invocations "+exampleBody {
 		t.Errorf("scoring server received %q, want one POST /invocations of the model's input example", reqs)
 	}
-	m := getMD(t, md)
-	if err := wantCondition(m, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, "Verified"); err != nil {
-		t.Error(err)
-	}
-	if m.Status.Promoting == nil || m.Status.Promoting.Version != "2" || m.Status.Serving.Version != "1" {
-		t.Errorf("promoting %+v serving %+v: v1 serves until v2 is rolled out", m.Status.Promoting, m.Status.Serving)
-	}
+	eventually(t, "status says promoting", func() error {
+		m := getMD(t, md)
+		if err := wantCondition(m, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, "Verified"); err != nil {
+			return err
+		}
+		if m.Status.Promoting == nil || m.Status.Promoting.Version != "2" || m.Status.Serving.Version != "1" {
+			return fmt.Errorf("promoting %+v serving %+v: v1 serves until v2 is rolled out", m.Status.Promoting, m.Status.Serving)
+		}
+		return nil
+	})
 
 	completeRollout(t, md)
 	eventually(t, "v2 serves", func() error {

@@ -67,6 +67,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 	triggers := make(chan event.GenericEvent, 1024)
 	r := &ModelDeploymentReconciler{
 		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("mlflow-operator"),
 		Resolver:                resolver,
 		Examples:                resolver,

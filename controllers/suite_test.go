@@ -57,11 +57,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	r := &controllers.ModelDeploymentReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("mlflow-operator"),
-		Resolver: fake,
-		Images:   fake,
-		Examples: fake,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("mlflow-operator"),
+		Resolver:  fake,
+		Images:    fake,
+		Examples:  fake,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)

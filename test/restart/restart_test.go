@@ -71,7 +71,7 @@ func start(t *testing.T) *operator {
 		t.Fatal(err)
 	}
 	r := &controllers.ModelDeploymentReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("mlflow-operator"),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("mlflow-operator"),
 		Resolver: fake, Images: fake, Examples: fake,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
