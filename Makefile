@@ -89,10 +89,12 @@ verify: generate manifests docs fmt ## Regenerate everything and fail when the t
 ##@ Demo
 
 .PHONY: demo
-demo: ## The whole flow on an embedded local cluster (control plane, MLflow, registry, operator).
-	@echo "make demo: the local cluster, MLflow server and registry it needs are not built yet." >&2
-	@echo "It lands with the end-to-end work (see docs/development.md); make test runs everything that exists." >&2
-	@exit 1
+demo: manifests controlplane pythonenv registry ## The whole flow locally: cluster, MLflow, registry, operator, a real model promoted twice. Ctrl-C stops it (DEMO_EXIT=1: exit at once).
+	go run ./hack/demo
+
+.PHONY: demo-down
+demo-down: ## Stop what a demo left running and remove .demo/.
+	hack/demo-down.sh
 
 ##@ Benchmarks
 

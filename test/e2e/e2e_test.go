@@ -10,19 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -35,121 +28,43 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/test/cluster"
 	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
 	"github.com/mlflow-operator/mlflow-operator/test/podnet"
-	"github.com/mlflow-operator/mlflow-operator/test/procs"
 	"github.com/mlflow-operator/mlflow-operator/test/registrytest"
+	"github.com/mlflow-operator/mlflow-operator/test/stack"
 	"github.com/mlflow-operator/mlflow-operator/test/testenv"
 )
 
-const webhookSecret = "e2e-webhook-secret"
+const webhookSecret = stack.WebhookSecret
 
 var (
+	st         *stack.Stack
 	lc         *cluster.Cluster
 	k8s        client.Client
 	server     *mlflowtest.Server
 	reg        *registrytest.Registry
 	pn         *podnet.PodNet
-	operator   *procs.Process
 	base       string
 	webhookURL string
 )
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	fail := func(err error) int { fmt.Fprintln(os.Stderr, "e2e:", err); return 1 }
-	if err := v1alpha1.AddToScheme(scheme.Scheme); err != nil {
-		return fail(err)
-	}
 	work, err := os.MkdirTemp("", "e2e-")
 	if err != nil {
-		return fail(err)
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
 	defer os.RemoveAll(work)
-	manager := filepath.Join(work, "manager")
-	build := exec.Command("go", "build", "-o", manager, "./cmd")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("build the operator: %v\n%s", err, out))
+	if st, err = stack.Start(context.Background(), work, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
-	ctx := context.Background()
-	if server, err = mlflowtest.Start(mlflowtest.Options{Webhooks: true}); err != nil {
-		return fail(err)
-	}
-	defer server.Close()
-	if reg, err = registrytest.Start(registrytest.Options{}); err != nil {
-		return fail(err)
-	}
-	defer reg.Close()
-	img, _ := random.Image(1024, 1)
-	base = reg.Host + "/serving/base:1"
-	ref, _ := name.ParseReference(base, name.Insecure)
-	if err := remote.Write(ref, img); err != nil {
-		return fail(err)
-	}
-	if lc, err = cluster.Start(ctx, cluster.Options{}); err != nil {
-		return fail(err)
-	}
-	defer lc.Stop()
-	k8s = lc.Client
-	py, err := mlflowtest.PythonEnv()
-	if err != nil {
-		return fail(err)
-	}
-	if pn, err = podnet.Start(k8s, freePort(), py, filepath.Join(work, "models")); err != nil {
-		return fail(err)
-	}
-	defer pn.Close()
-
-	// The CRD, as `make install` would.
-	kubectl := filepath.Join(filepath.Dir(lc.Kubeconfig), "..", "kubectl")
-	if bin, err := exec.Command(filepath.Join(repoRoot(), "hack", "controlplane.sh"), "--print-dir").Output(); err == nil {
-		kubectl = filepath.Join(strings.TrimSpace(string(bin)), "kubectl")
-	}
-	apply := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig, "apply", "--server-side", "-f", filepath.Join(repoRoot(), "config", "crd", "bases"))
-	if out, err := apply.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("install the CRD: %v\n%s", err, out))
-	}
-	wait := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/modeldeployments.serving.mlflow-operator.io")
-	if out, err := wait.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("the CRD is not established: %v\n%s", err, out))
-	}
-
-	// The operator: the same binary as in a cluster, kubeconfig from the
-	// environment.
-	secretFile := filepath.Join(work, "webhook-secret")
-	os.WriteFile(secretFile, []byte(webhookSecret), 0o600)
-	webhookPort := freePort()
-	webhookURL = fmt.Sprintf("http://127.0.0.1:%d/webhooks/mlflow", webhookPort)
-	cmd := exec.Command(manager, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", webhookPort), "--webhook-secret-file="+secretFile,
-		"--temp-dir="+work, "--zap-log-level=info")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+lc.Kubeconfig)
-	if operator, err = procs.Start(cmd); err != nil {
-		return fail(err)
-	}
-	defer operator.Stop(10 * time.Second)
-	time.Sleep(2 * time.Second)
-	if operator.Exited() {
-		return fail(fmt.Errorf("the operator exited:\n%s", tail(operator.Logs.String(), 40)))
-	}
+	defer st.Stop()
+	lc, k8s, server, reg, pn = st.Cluster, st.Cluster.Client, st.MLflow, st.Registry, st.PodNet
+	base, webhookURL = st.BaseImage, st.WebhookURL
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "operator logs:\n%s\n", tail(operator.Logs.String(), 80))
+		fmt.Fprintf(os.Stderr, "operator logs:\n%s\n", tail(st.Operator.Logs.String(), 80))
 	}
 	return code
 }

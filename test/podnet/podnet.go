@@ -262,3 +262,16 @@ func (p *PodNet) Close() {
 		}
 	}
 }
+
+// PIDs of the model servers started so far (their process groups).
+func (p *PodNet) PIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, s := range p.servers {
+		if s.proc != nil {
+			out = append(out, s.proc.Cmd.Process.Pid)
+		}
+	}
+	return out
+}

@@ -105,3 +105,6 @@ func (r *Registry) BlobCount() int {
 	})
 	return n
 }
+
+// PID of the registry process (its process group).
+func (r *Registry) PID() int { return r.proc.Cmd.Process.Pid }

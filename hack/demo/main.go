@@ -1,0 +1,239 @@
+// Command demo runs the whole flow on this machine (`make demo`): a local
+// cluster built from source, a real MLflow server, a registry and the
+// operator; it trains and registers a real scikit-learn model, deploys it
+// with a ModelDeployment, shows a prediction, then promotes a second version
+// through MLflow and shows it rolling out. It leaves everything up until
+// Ctrl-C (or exits at once with DEMO_EXIT=1).
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/stack"
+)
+
+func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	dir, err := filepath.Abs(".demo")
+	if err != nil {
+		return err
+	}
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	say("starting MLflow, a registry, a local Kubernetes cluster and the operator (state in %s)", dir)
+	st, err := stack.Start(ctx, dir, func(line string) { fmt.Println("    " + line) })
+	if err != nil {
+		return err
+	}
+	defer st.Stop()
+	if err := os.WriteFile(filepath.Join(dir, "pids"), []byte(pids(st)), 0o644); err != nil {
+		return err
+	}
+	k := st.Cluster.Client
+
+	say("training a scikit-learn model on the iris data set and registering it in MLflow as iris version 1, alias champion")
+	res, err := st.MLflow.Fixture(ctx,
+		mlflowtest.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"},
+		mlflowtest.Op{"op": "create_webhook", "name": "mlflow-operator", "url": st.WebhookURL, "secret": stack.WebhookSecret,
+			"events": []string{"model_version.created", "model_version_alias.created", "model_version_alias.deleted"}},
+	)
+	if err != nil {
+		return err
+	}
+
+	manifest := fmt.Sprintf(`apiVersion: serving.mlflow-operator.io/v1alpha1
+kind: ModelDeployment
+metadata:
+  name: iris
+  namespace: default
+spec:
+  model:
+    name: iris
+    alias: champion
+  mlflow:
+    trackingURI: %s
+  image:
+    repository: %s/models/iris
+    baseImage: %s
+    insecureRegistry: true
+  serving:
+    port: %d
+  rollout:
+    smokeTest:
+      timeout: 3m
+`, st.MLflow.URL, st.Registry.Host, st.BaseImage, st.PodNet.Port)
+	path := filepath.Join(dir, "modeldeployment.yaml")
+	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
+		return err
+	}
+	say("kubectl apply -f %s", path)
+	fmt.Print(indent(manifest))
+	if out, err := st.KubectlRun("apply", "-f", path); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	md := &v1alpha1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Name: "iris", Namespace: "default"}}
+	took, err := watchUntilReady(ctx, st, k, md, res[0].Version)
+	if err != nil {
+		return err
+	}
+	say("version 1 is Ready %s after the ModelDeployment was applied (build, push, candidate, smoke test, rollout)", took.Round(time.Second))
+
+	if err := predict(ctx, st, k, md); err != nil {
+		return err
+	}
+
+	say("a data scientist promotes version 2: registering it and moving the alias champion (MLflow's webhook tells the operator)")
+	v2, err := st.MLflow.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "iris", "seed": 2})
+	if err != nil {
+		return err
+	}
+	if _, err := st.MLflow.Fixture(ctx, mlflowtest.Op{"op": "set_alias", "model": "iris", "alias": "champion", "version": v2[0].Version}); err != nil {
+		return err
+	}
+	took, err = watchUntilReady(ctx, st, k, md, v2[0].Version)
+	if err != nil {
+		return err
+	}
+	say("version 2 is Ready %s after the alias moved (webhook, build, candidate, smoke test, rolling update)", took.Round(time.Second))
+	if err := predict(ctx, st, k, md); err != nil {
+		return err
+	}
+	out, _ := st.KubectlRun("describe", "modeldeployment", "iris")
+	fmt.Print(indent(lastLines(out, 14)))
+
+	fmt.Printf(`
+The cluster stays up. In another terminal:
+
+    export KUBECONFIG=%s
+    %s get modeldeployments -o wide
+    %s get deployments,pods,services,hpa,pdb,networkpolicies
+    %s describe modeldeployment iris
+
+MLflow UI: %s
+Stop with Ctrl-C (or make demo-down from another terminal).
+`, st.Cluster.Kubeconfig, st.Kubectl, st.Kubectl, st.Kubectl, st.MLflow.URL)
+	if err := os.WriteFile(filepath.Join(dir, "pids"), []byte(pids(st)), 0o644); err != nil {
+		return err
+	}
+	if os.Getenv("DEMO_EXIT") == "1" {
+		say("DEMO_EXIT=1: stopping")
+		return nil
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	say("stopping everything")
+	return nil
+}
+
+// watchUntilReady prints `kubectl get modeldeployments` when it changes,
+// until the ModelDeployment is Ready on version.
+func watchUntilReady(ctx context.Context, st *stack.Stack, k client.Client, md *v1alpha1.ModelDeployment, version string) (time.Duration, error) {
+	start := time.Now()
+	last := ""
+	deadline := start.Add(8 * time.Minute)
+	for time.Now().Before(deadline) {
+		out, _ := st.KubectlRun("get", "modeldeployments")
+		// Print when something other than the AGE column changed.
+		if key := withoutLastColumn(out); key != last {
+			fmt.Printf("    $ kubectl get modeldeployments   (%s)\n%s", time.Since(start).Round(time.Second), indent(out))
+			last = key
+		}
+		m := &v1alpha1.ModelDeployment{}
+		if err := k.Get(ctx, client.ObjectKeyFromObject(md), m); err == nil {
+			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+			if c != nil && c.Status == metav1.ConditionTrue && m.Status.Serving != nil && m.Status.Serving.Version == version {
+				*md = *m
+				return time.Since(start), nil
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	logs := st.Operator.Logs.String()
+	return 0, fmt.Errorf("not Ready on version %s after 8 minutes; operator logs:\n%s", version, lastLines(logs, 30))
+}
+
+// predict sends the iris example to a pod IP and prints the answer.
+func predict(ctx context.Context, st *stack.Stack, k client.Client, md *v1alpha1.ModelDeployment) error {
+	out, err := st.KubectlRun("get", "pods", "-l", v1alpha1.LabelRole+"="+v1alpha1.RoleProduction, "-o", "jsonpath={.items[0].status.podIP}")
+	if err != nil || strings.TrimSpace(out) == "" {
+		return fmt.Errorf("no production pod IP: %v %s", err, out)
+	}
+	url := "http://" + strings.TrimSpace(out) + ":" + strconv.Itoa(st.PodNet.Port) + "/invocations"
+	body := `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}`
+	say("a real prediction from the model behind pod %s: curl -X POST %s -d '%s'", strings.TrimSpace(out), url, body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	fmt.Printf("    HTTP %d %s\n", resp.StatusCode, strings.TrimSpace(string(answer)))
+	_ = ctx
+	_ = k
+	return nil
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("      " + l + "\n")
+	}
+	return b.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func pids(st *stack.Stack) string {
+	var b strings.Builder
+	for _, p := range st.PIDs() {
+		fmt.Fprintln(&b, p)
+	}
+	return b.String()
+}
+
+func withoutLastColumn(table string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(table, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 {
+			f = f[:len(f)-1]
+		}
+		b.WriteString(strings.Join(f, " ") + "\n")
+	}
+	return b.String()
+}

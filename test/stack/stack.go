@@ -1,0 +1,226 @@
+// Package stack starts everything the whole flow needs on this machine: a
+// local cluster (source-built control plane, kwok nodes), a real MLflow
+// server with webhooks, a real registry, the pod network stand-in, the
+// operator's CRD, and the operator binary itself running against the cluster
+// with its kubeconfig. The end-to-end tests and `make demo` use it.
+package stack
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/cluster"
+	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/podnet"
+	"github.com/mlflow-operator/mlflow-operator/test/procs"
+	"github.com/mlflow-operator/mlflow-operator/test/registrytest"
+)
+
+// WebhookSecret is the secret the stack's MLflow webhooks are signed with.
+const WebhookSecret = "local-stack-webhook-secret"
+
+// Stack is everything running.
+type Stack struct {
+	Dir        string
+	Cluster    *cluster.Cluster
+	MLflow     *mlflowtest.Server
+	Registry   *registrytest.Registry
+	PodNet     *podnet.PodNet
+	Operator   *procs.Process
+	Kubectl    string
+	BaseImage  string
+	WebhookURL string
+	// Progress receives one line per step, for a person watching.
+	progress func(string)
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start starts the stack in dir (a new temporary folder when empty);
+// progress, when set, hears about each step.
+func Start(ctx context.Context, dir string, progress func(string)) (*Stack, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if err := v1alpha1.AddToScheme(scheme.Scheme); err != nil {
+		return nil, err
+	}
+	var err error
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "mlflow-operator-stack-"); err != nil {
+			return nil, err
+		}
+	}
+	s := &Stack{Dir: dir, progress: progress}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Stop()
+		}
+	}()
+	step := func(msg string) func() {
+		start := time.Now()
+		progress(msg + " ...")
+		return func() { progress(fmt.Sprintf("%s: done in %s", msg, time.Since(start).Round(100*time.Millisecond))) }
+	}
+
+	done := step("building the operator binary")
+	manager := filepath.Join(dir, "manager")
+	build := exec.Command("go", "build", "-o", manager, "./cmd")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build the operator: %v\n%s", err, out)
+	}
+	done()
+
+	done = step("starting the MLflow tracking server")
+	if s.MLflow, err = mlflowtest.Start(mlflowtest.Options{Webhooks: true}); err != nil {
+		return nil, err
+	}
+	done()
+
+	done = step("starting the registry")
+	if s.Registry, err = registrytest.Start(registrytest.Options{}); err != nil {
+		return nil, err
+	}
+	img, _ := random.Image(1024, 1)
+	s.BaseImage = s.Registry.Host + "/serving/base:1"
+	ref, _ := name.ParseReference(s.BaseImage, name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		return nil, err
+	}
+	done()
+
+	done = step("starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+	if s.Cluster, err = cluster.Start(ctx, cluster.Options{Dir: filepath.Join(dir, "cluster")}); err != nil {
+		return nil, err
+	}
+	done()
+
+	py, err := mlflowtest.PythonEnv()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if s.PodNet, err = podnet.Start(s.Cluster.Client, port, py, filepath.Join(dir, "models")); err != nil {
+		return nil, err
+	}
+
+	done = step("installing the ModelDeployment CRD")
+	bin, err := exec.Command(filepath.Join(repoRoot(), "hack", "controlplane.sh"), "--print-dir").Output()
+	if err != nil {
+		return nil, err
+	}
+	s.Kubectl = filepath.Join(strings.TrimSpace(string(bin)), "kubectl")
+	if out, err := s.KubectlRun("apply", "--server-side", "-f", filepath.Join(repoRoot(), "config", "crd", "bases")); err != nil {
+		return nil, fmt.Errorf("install the CRD: %v\n%s", err, out)
+	}
+	if out, err := s.KubectlRun("wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.serving.mlflow-operator.io"); err != nil {
+		return nil, fmt.Errorf("the CRD is not established: %v\n%s", err, out)
+	}
+	done()
+
+	done = step("starting the operator")
+	secretFile := filepath.Join(dir, "webhook-secret")
+	if err := os.WriteFile(secretFile, []byte(WebhookSecret), 0o600); err != nil {
+		return nil, err
+	}
+	webhookPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.WebhookURL = fmt.Sprintf("http://127.0.0.1:%d/webhooks/mlflow", webhookPort)
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(manager, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", webhookPort), "--webhook-secret-file="+secretFile,
+		"--temp-dir="+tmp, "--zap-log-level=info")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Cluster.Kubeconfig)
+	if s.Operator, err = procs.Start(cmd); err != nil {
+		return nil, err
+	}
+	time.Sleep(2 * time.Second)
+	if s.Operator.Exited() {
+		return nil, fmt.Errorf("the operator exited:\n%s", s.Operator.Logs.String())
+	}
+	done()
+	ok = true
+	return s, nil
+}
+
+// KubectlRun runs kubectl against the cluster.
+func (s *Stack) KubectlRun(args ...string) (string, error) {
+	out, err := exec.Command(s.Kubectl, append([]string{"--kubeconfig", s.Cluster.Kubeconfig}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// Stop stops everything, in reverse order.
+func (s *Stack) Stop() {
+	if s.Operator != nil {
+		s.Operator.Stop(10 * time.Second)
+	}
+	if s.PodNet != nil {
+		s.PodNet.Close()
+	}
+	if s.Cluster != nil {
+		s.Cluster.Stop()
+	}
+	if s.Registry != nil {
+		s.Registry.Close()
+	}
+	if s.MLflow != nil {
+		s.MLflow.Close()
+	}
+}
+
+// PIDs of every process the stack runs (each leads its process group), for
+// `make demo-down` after a demo that did not stop cleanly.
+func (s *Stack) PIDs() []int {
+	var out []int
+	if s.Operator != nil {
+		out = append(out, s.Operator.Cmd.Process.Pid)
+	}
+	if s.PodNet != nil {
+		out = append(out, s.PodNet.PIDs()...)
+	}
+	if s.Cluster != nil {
+		out = append(out, s.Cluster.PIDs()...)
+	}
+	if s.Registry != nil {
+		out = append(out, s.Registry.PID())
+	}
+	if s.MLflow != nil && s.MLflow.PID() != 0 {
+		out = append(out, s.MLflow.PID())
+	}
+	return out
+}
