@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -86,6 +87,8 @@ type scope struct {
 	waiting *rollout.Outcome
 	// requeueAfter is the shortest wait any step asked for.
 	requeueAfter time.Duration
+	// base is the object as last read or written, for the status patch.
+	base *v1alpha1.ModelDeployment
 }
 
 func (s *scope) fail(o rollout.Outcome) {
@@ -146,13 +149,12 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, nil
 	}
 
-	s := &scope{md: md, now: r.now(), log: log}
-	base := md.DeepCopy()
+	s := &scope{md: md, now: r.now(), log: log, base: md.DeepCopy()}
 	defer func() {
 		r.summarize(s)
 		// Optimistic lock: a status written by a reconcile that read an
 		// older object is refused, and the reconcile runs again.
-		if perr := r.Status().Patch(ctx, md, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); perr != nil && !apierrors.IsNotFound(perr) {
+		if perr := r.Status().Patch(ctx, md, client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{})); perr != nil && !apierrors.IsNotFound(perr) {
 			if err == nil {
 				err = perr
 			}
@@ -175,6 +177,17 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// persist writes the status now, before a step changes the cluster on its
+// strength (a promotion, a rollback): an operator stopped right after finds
+// the decision recorded, not just its effect.
+func (r *ModelDeploymentReconciler) persist(ctx context.Context, s *scope) error {
+	if err := r.Status().Patch(ctx, s.md, client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("failed to record the rollout decision: %w", err)
+	}
+	s.base = s.md.DeepCopy()
+	return nil
 }
 
 // summarize writes the kstatus summary conditions from what the steps found

@@ -96,6 +96,12 @@ func (r *ModelDeploymentReconciler) rollout(ctx context.Context, s *scope) (bool
 	if err := r.act(ctx, s, w, in, d); err != nil {
 		return false, err
 	}
+	if d.Action == rollout.ActionRollback {
+		// Recorded before the production Deployment changes.
+		if err := r.persist(ctx, s); err != nil {
+			return false, err
+		}
+	}
 	prod := desiredProduction(md)
 	s.image, s.version = prod.Image, prod.Version
 	return true, nil
@@ -147,13 +153,17 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, w *worklo
 		}
 
 	case rollout.ActionPromote:
-		if err := r.deleteCandidate(ctx, w); err != nil {
-			return err
-		}
 		now := metav1.NewTime(s.now)
 		md.Status.Promoting = &v1alpha1.ServingVersionStatus{ModelVersionRef: *target, Since: &now}
 		r.startHistory(s, *target)
 		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, d.Reason, d.Message)
+		// Recorded before the candidate goes and production changes.
+		if err := r.persist(ctx, s); err != nil {
+			return err
+		}
+		if err := r.deleteCandidate(ctx, w); err != nil {
+			return err
+		}
 		r.event(md, corev1.EventTypeNormal, "Promoted", "Promote", d.Message)
 		s.wait(v1alpha1.ReasonRollingOut, d.Message)
 

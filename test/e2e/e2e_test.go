@@ -259,3 +259,132 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 	}
 	t.Logf("watched %d Deployment updates; available replicas never below %d", watched, minAvailable)
 }
+
+// newMD is a ModelDeployment of model on the stack, following ref.
+func newMD(t *testing.T, ns, name string, ref v1alpha1.ModelReference, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.ModelDeployment {
+	t.Helper()
+	md := &v1alpha1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.ModelDeploymentSpec{
+			Model:   ref,
+			MLflow:  v1alpha1.MLflowConnection{TrackingURI: server.URL, PollInterval: &metav1.Duration{Duration: 5 * time.Second}},
+			Image:   v1alpha1.ImageSpec{Repository: reg.Host + "/models/" + name, BaseImage: base, InsecureRegistry: true},
+			Serving: v1alpha1.ServingSpec{Port: int32(pn.Port)},
+			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
+		},
+	}
+	for _, m := range mutate {
+		m(md)
+	}
+	if err := k8s.Create(context.Background(), md); err != nil {
+		t.Fatal(err)
+	}
+	return md
+}
+
+func readyOn(t *testing.T, md *v1alpha1.ModelDeployment, version string) func() error {
+	return func() error {
+		m := &v1alpha1.ModelDeployment{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue || m.Status.Serving == nil || m.Status.Serving.Version != version {
+			return fmt.Errorf("Ready %+v serving %+v", c, m.Status.Serving)
+		}
+		*md = *m
+		return nil
+	}
+}
+
+func productionImage(t *testing.T, md *v1alpha1.ModelDeployment) string {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// TestBrokenModelNeverReachesProduction: a version whose predict raises
+// fails its candidate's smoke test against the real scoring server;
+// production stays on the previous version and keeps answering.
+func TestBrokenModelNeverReachesProduction(t *testing.T) {
+	ctx := context.Background()
+	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "fragile", "seed": 1, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "fragile", v1alpha1.ModelReference{Name: "fragile", Alias: "champion"})
+	defer dump(t, md)
+	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
+	good := md.Status.Serving.Image
+
+	broken, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "fragile", "kind": "raises", "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 6*time.Minute, "broken version refused", func() error {
+		m := &v1alpha1.ModelDeployment{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), m); err != nil {
+			return err
+		}
+		if len(m.Status.FailedVersions) == 0 || m.Status.FailedVersions[0].Version != broken[0].Version || m.Status.FailedVersions[0].Reason != "SmokeTestFailed" {
+			return fmt.Errorf("failedVersions %+v", m.Status.FailedVersions)
+		}
+		return nil
+	})
+	if img := productionImage(t, md); img != good {
+		t.Errorf("production runs %s, want the good %s", img, good)
+	}
+	// Production still answers.
+	pods := &corev1.PodList{}
+	if err := k8s.List(ctx, pods, client.InNamespace(md.Namespace), client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil || len(pods.Items) == 0 {
+		t.Fatalf("no production pods: %v", err)
+	}
+	body := `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}}`
+	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", pods.Items[0].Status.PodIP, pn.Port), "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("production answered HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestStageFollowingAndGarbageCollection follows the Production stage (no
+// webhook exists for stage transitions: polling finds it), then deletes the
+// ModelDeployment: the real garbage collector removes everything it owned.
+func TestStageFollowingAndGarbageCollection(t *testing.T) {
+	ctx := context.Background()
+	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "staged", "seed": 1, "stage": "Production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "staged", v1alpha1.ModelReference{Name: "staged", Stage: "Production"})
+	defer dump(t, md)
+	testenv.Eventually(t, 6*time.Minute, "Production v1 Ready", readyOn(t, md, res[0].Version))
+
+	if err := k8s.Delete(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 2*time.Minute, "owned objects collected", func() error {
+		ns := client.InNamespace(md.Namespace)
+		var left []string
+		for kind, list := range map[string]client.ObjectList{
+			"deployments": &appsv1.DeploymentList{}, "services": &corev1.ServiceList{}, "pods": &corev1.PodList{},
+		} {
+			if err := k8s.List(ctx, list, ns); err != nil {
+				return err
+			}
+			if n := meta.LenList(list); n > 0 {
+				left = append(left, fmt.Sprintf("%d %s", n, kind))
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("left: %v", left)
+		}
+		return nil
+	})
+}
