@@ -182,42 +182,20 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := testenv.Namespace(t, k8s, "e2e")
-	md := &v1alpha1.ModelDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "hooked", Namespace: ns},
-		Spec: v1alpha1.ModelDeploymentSpec{
-			Model:   v1alpha1.ModelReference{Name: "hooked", Alias: "champion"},
-			MLflow:  v1alpha1.MLflowConnection{TrackingURI: server.URL, PollInterval: &metav1.Duration{Duration: time.Hour}},
-			Image:   v1alpha1.ImageSpec{Repository: reg.Host + "/models/hooked", BaseImage: base, InsecureRegistry: true},
-			Serving: v1alpha1.ServingSpec{Port: int32(pn.Port)},
-			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
-		},
-	}
-	if err := k8s.Create(ctx, md); err != nil {
-		t.Fatal(err)
-	}
+	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "hooked", v1alpha1.ModelReference{Name: "hooked", Alias: "champion"},
+		func(md *v1alpha1.ModelDeployment) {
+			// An hour between polls: only the webhook can start the promotion.
+			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: time.Hour}
+		})
 	defer dump(t, md)
-	readyOn := func(version string) func() error {
-		return func() error {
-			m := &v1alpha1.ModelDeployment{}
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), m); err != nil {
-				return err
-			}
-			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
-			if c == nil || c.Status != metav1.ConditionTrue || m.Status.Serving == nil || m.Status.Serving.Version != version {
-				return fmt.Errorf("Ready %+v serving %+v", c, m.Status.Serving)
-			}
-			return nil
-		}
-	}
-	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(res[0].Version))
+	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
 
 	// Watch the production Deployment from now on.
 	wc, err := client.NewWithWatch(lc.Config, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := wc.Watch(ctx, &appsv1.DeploymentList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": md.Name})
+	w, err := wc.Watch(ctx, &appsv1.DeploymentList{}, client.InNamespace(md.Namespace), client.MatchingFields{"metadata.name": md.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +225,7 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	aliasMoved := time.Now()
-	testenv.Eventually(t, 6*time.Minute, "v2 Ready", readyOn(moved[0].Version))
+	testenv.Eventually(t, 6*time.Minute, "v2 Ready", readyOn(t, md, moved[0].Version))
 	t.Logf("MEASURED alias moved -> Ready on v2 (webhook, build, candidate, smoke test, rolling update): %s", time.Since(aliasMoved).Round(time.Second))
 	w.Stop()
 	<-watchDone
