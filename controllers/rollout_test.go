@@ -269,12 +269,7 @@ func TestSmokeTestFailureLeavesProductionAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	candidateUp(t, md, imageV2, "")
-	eventually(t, "retried and promoted", func() error {
-		if img := image(getDeployment(t, md)); img != imageV2 {
-			return fmt.Errorf("production runs %s", img)
-		}
-		return nil
-	})
+	eventually(t, "retried and promoted", productionRuns(t, md, imageV2))
 }
 
 func TestCandidateCrashLoopFails(t *testing.T) {
@@ -347,12 +342,7 @@ func promoted(t *testing.T, srv *scoringServer) *v1alpha1.ModelDeployment {
 	md := serving(t, srv)
 	moveTo(t, md, "2", imageV2)
 	candidateUp(t, md, imageV2, "")
-	eventually(t, "v2 promoted", func() error {
-		if img := image(getDeployment(t, md)); img != imageV2 {
-			return fmt.Errorf("production runs %s", img)
-		}
-		return nil
-	})
+	eventually(t, "v2 promoted", productionRuns(t, md, imageV2))
 	return md
 }
 
@@ -424,12 +414,7 @@ func TestNoAutoRollbackKeepsFailedVersion(t *testing.T) {
 	md := serving(t, srv, func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.AutoRollback = ptr.To(false) })
 	moveTo(t, md, "2", imageV2)
 	candidateUp(t, md, imageV2, "")
-	eventually(t, "v2 promoted", func() error {
-		if img := image(getDeployment(t, md)); img != imageV2 {
-			return fmt.Errorf("production runs %s", img)
-		}
-		return nil
-	})
+	eventually(t, "v2 promoted", productionRuns(t, md, imageV2))
 	createPod(t, md, "iris-v2-crashing", getDeployment(t, md).Spec.Template, "ImagePullBackOff")
 	eventually(t, "marked failed", func() error {
 		m := getMD(t, md)
@@ -440,5 +425,15 @@ func TestNoAutoRollbackKeepsFailedVersion(t *testing.T) {
 	})
 	if img := image(getDeployment(t, md)); img != imageV2 {
 		t.Errorf("production rolled back to %s with autoRollback off", img)
+	}
+}
+
+// productionRuns checks that the production Deployment's template runs image.
+func productionRuns(t *testing.T, md *v1alpha1.ModelDeployment, want string) func() error {
+	return func() error {
+		if img := image(getDeployment(t, md)); img != want {
+			return fmt.Errorf("production runs %s", img)
+		}
+		return nil
 	}
 }
