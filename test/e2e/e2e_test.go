@@ -100,34 +100,11 @@ func TestChampionServesPredictions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := testenv.Namespace(t, k8s, "e2e")
-	md := &v1alpha1.ModelDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "iris", Namespace: ns},
-		Spec: v1alpha1.ModelDeploymentSpec{
-			Model:   v1alpha1.ModelReference{Name: "iris", Alias: "champion"},
-			MLflow:  v1alpha1.MLflowConnection{TrackingURI: server.URL, PollInterval: &metav1.Duration{Duration: 10 * time.Second}},
-			Image:   v1alpha1.ImageSpec{Repository: reg.Host + "/models/iris", BaseImage: base, InsecureRegistry: true},
-			Serving: v1alpha1.ServingSpec{Port: int32(pn.Port)},
-			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
-		},
-	}
-	if err := k8s.Create(ctx, md); err != nil {
-		t.Fatal(err)
-	}
+	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "iris", v1alpha1.ModelReference{Name: "iris", Alias: "champion"})
+	ns := md.Namespace
 	defer dump(t, md)
 	start := time.Now()
-	testenv.Eventually(t, 6*time.Minute, "Ready", func() error {
-		m := &v1alpha1.ModelDeployment{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), m); err != nil {
-			return err
-		}
-		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Status != metav1.ConditionTrue {
-			return fmt.Errorf("Ready %+v", c)
-		}
-		*md = *m
-		return nil
-	})
+	testenv.Eventually(t, 6*time.Minute, "Ready", readyOn(t, md, res[0].Version))
 	t.Logf("MEASURED ModelDeployment created -> Ready (build, push, candidate, smoke test, rollout): %s", time.Since(start).Round(time.Second))
 	if md.Status.Serving == nil || md.Status.Serving.Version != res[0].Version || !strings.HasPrefix(md.Status.Serving.Image, reg.Host+"/models/iris@sha256:") {
 		t.Fatalf("serving %+v", md.Status.Serving)
