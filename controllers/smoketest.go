@@ -53,6 +53,16 @@ type HTTPSmokeTester struct {
 	Client *http.Client
 }
 
+// smokeClient opens a new connection for every smoke test. Pod IPs are
+// reused as pods come and go, so a pooled connection to an IP may lead to a
+// pod that no longer exists, or to a model that is not the candidate.
+// No proxy either: pod IPs are reached directly. The request's context
+// (spec.rollout.smokeTest.timeout) bounds the whole exchange.
+var smokeClient = &http.Client{Transport: &http.Transport{
+	DisableKeepAlives: true,
+	DialContext:       (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+}}
+
 // Test implements SmokeTester.
 func (h HTTPSmokeTester) Test(ctx context.Context, pod *corev1.Pod, port int32, path string, body []byte, timeout time.Duration) error {
 	if pod.Status.PodIP == "" {
@@ -60,7 +70,7 @@ func (h HTTPSmokeTester) Test(ctx context.Context, pod *corev1.Pod, port int32, 
 	}
 	c := h.Client
 	if c == nil {
-		c = &http.Client{}
+		c = smokeClient
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

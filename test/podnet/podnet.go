@@ -96,11 +96,17 @@ func (p *PodNet) handle(conn net.Conn) {
 		return
 	}
 	defer backend.Close()
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(backend, conn); backend.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	go func() { io.Copy(conn, backend); done <- struct{}{} }()
-	<-done
-	<-done
+	// The client's bytes go to the model server until the client stops
+	// sending; the answer comes back until the model server closes (its
+	// keep-alive timeout, or after the answer). When the model server
+	// closes, the client's connection closes too, as a pod's would: a
+	// client must never keep a connection whose far end is gone, or its
+	// next request (say, to a new pod that got this IP) waits forever.
+	go func() {
+		_, _ = io.Copy(backend, conn)
+		_ = backend.(*net.TCPConn).CloseWrite()
+	}()
+	_, _ = io.Copy(conn, backend)
 }
 
 func writeError(conn net.Conn, code int, err error) {
@@ -126,6 +132,8 @@ func (p *PodNet) imageOf(ip string) (string, error) {
 	}
 	return "", fmt.Errorf("no running model pod has IP %s", ip)
 }
+
+var pingClient = &http.Client{Timeout: 2 * time.Second}
 
 // server returns the address of the scoring server of image, starting it.
 func (p *PodNet) server(image string) (string, error) {
@@ -177,7 +185,7 @@ func (p *PodNet) startServer(image string, s *modelServer) {
 			s.err = fmt.Errorf("mlflow models serve exited: %s", proc.Logs.String())
 			return
 		}
-		resp, err := http.Get("http://" + s.addr + "/ping")
+		resp, err := pingClient.Get("http://" + s.addr + "/ping")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
