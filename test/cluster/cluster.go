@@ -33,6 +33,83 @@ import (
 // pod-container-running-failed stage).
 const ChaosLabel = "pod-container-running-failed.stage.kwok.x-k8s.io"
 
+// CrashVersionLabel, set on a pod template (spec.serving.podLabels of a
+// ModelDeployment), makes kwok fail the production pods whose
+// serving.mlflow-operator.io/model-version label has the same value, about
+// a second after they run. Candidates (role candidate) are spared, so this
+// plays a version that passes its smoke test and then crashes under
+// production traffic; the other versions' pods, carrying the same label,
+// keep running.
+const CrashVersionLabel = "chaos.mlflow-operator.io/crash-version"
+
+// crashVersionStage is kwok's pod-container-running-failed stage narrowed
+// to the pods of one model version (see CrashVersionLabel). kwok's
+// selector keys are jq expressions, so one can compare two labels.
+const crashVersionStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: crash-model-version
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.labels["` + CrashVersionLabel + `"]'
+      operator: 'Exists'
+    - key: '.metadata.labels["` + CrashVersionLabel + `"] == .metadata.labels["serving.mlflow-operator.io/model-version"]'
+      operator: 'In'
+      values: ['true']
+    - key: '.metadata.labels["serving.mlflow-operator.io/role"]'
+      operator: 'In'
+      values: ['production']
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Running']
+  delay:
+    durationMilliseconds: 1000
+    jitterDurationMilliseconds: 1000
+  weight: 10000
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastProbeTime: null
+        lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        reason: ""
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: ""
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        reason: ""
+        type: ContainersReady
+      containerStatuses:
+      {{ range $index, $item := .spec.containers }}
+      - image: {{ $item.image | Quote }}
+        name: {{ $item.name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: 1
+            finishedAt: {{ $now | Quote }}
+            reason: Error
+            message: crashed (chaos.mlflow-operator.io/crash-version)
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      phase: Failed
+      startTime: {{ $now | Quote }}
+`
+
 // Options of a cluster.
 type Options struct {
 	// Dir holds the cluster's data, certificates, kubeconfig and logs; a
@@ -154,6 +231,11 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		"pod/chaos/pod-container-running-failed.yaml"} {
 		kwokArgs = append(kwokArgs, "--config="+filepath.Join(stages, s))
 	}
+	crashStage := filepath.Join(c.Dir, "crash-model-version.yaml")
+	if err := os.WriteFile(crashStage, []byte(crashVersionStage), 0o644); err != nil {
+		return nil, err
+	}
+	kwokArgs = append(kwokArgs, "--config="+crashStage)
 	if err := c.run(filepath.Join(bin, "kwok"), kwokArgs...); err != nil {
 		return nil, err
 	}

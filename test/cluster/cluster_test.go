@@ -126,6 +126,48 @@ func TestLocalCluster(t *testing.T) {
 		return fmt.Errorf("no failed container yet")
 	})
 
+	// The crash-version label fails the production pods of that version
+	// only: not another version's, not a candidate's.
+	const version, role = "serving.mlflow-operator.io/model-version", "serving.mlflow-operator.io/role"
+	crashing := map[string]map[string]string{
+		"v3-production": {CrashVersionLabel: "3", version: "3", role: "production"},
+		"v2-production": {CrashVersionLabel: "3", version: "2", role: "production"},
+		"v3-candidate":  {CrashVersionLabel: "3", version: "3", role: "candidate"},
+	}
+	for name, labels := range crashing {
+		if err := k.Create(ctx, deployment(name, "example.com/model:1", 1, labels)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	phaseOf := func(app string) (corev1.PodPhase, error) {
+		pods := &corev1.PodList{}
+		if err := k.List(ctx, pods, client.InNamespace("default"), client.MatchingLabels{"app": app}); err != nil {
+			return "", err
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodFailed {
+				return corev1.PodFailed, nil
+			}
+		}
+		if len(pods.Items) == 0 {
+			return "", fmt.Errorf("no pod of %s yet", app)
+		}
+		return pods.Items[0].Status.Phase, nil
+	}
+	testenv.Eventually(t, 60*time.Second, "the crash version's production pod fails", func() error {
+		if p, err := phaseOf("v3-production"); err != nil || p != corev1.PodFailed {
+			return fmt.Errorf("phase %q %v", p, err)
+		}
+		return nil
+	})
+	// The others have had the same time, and more, to fail.
+	time.Sleep(3 * time.Second)
+	for _, app := range []string{"v2-production", "v3-candidate"} {
+		if p, err := phaseOf(app); err != nil || p != corev1.PodRunning {
+			t.Errorf("%s: phase %q (%v), want Running", app, p, err)
+		}
+	}
+
 	// The garbage collector removes what a deleted Deployment owned.
 	if err := k.Delete(ctx, d, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
 		t.Fatal(err)

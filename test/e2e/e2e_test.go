@@ -64,7 +64,7 @@ func run(m *testing.M) int {
 	base, webhookURL = st.BaseImage, st.WebhookURL
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintf(os.Stderr, "operator logs:\n%s\n", tail(st.Operator.Logs.String(), 80))
+		fmt.Fprintf(os.Stderr, "operator logs:\n%s\n", tail(st.OperatorLogs(), 80))
 	}
 	return code
 }
@@ -77,21 +77,44 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// dump shows what a person would look at when a test fails.
+// dump shows what a person would look at when a test fails: the
+// ModelDeployment's YAML, the Deployments and pods of its namespace, the
+// namespace's events, and the operator's log lines about it.
 func dump(t *testing.T, md *v1alpha1.ModelDeployment) {
 	if !t.Failed() {
 		return
 	}
+	ctx := context.Background()
 	m := &v1alpha1.ModelDeployment{}
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m); err == nil {
-		y, _ := yaml.Marshal(m.Status)
-		t.Logf("status:\n%s", y)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), m); err == nil {
+		m.ManagedFields = nil
+		y, _ := yaml.Marshal(m)
+		t.Logf("ModelDeployment:\n%s", y)
+	}
+	deployments := &appsv1.DeploymentList{}
+	_ = k8s.List(ctx, deployments, client.InNamespace(md.Namespace))
+	for _, d := range deployments.Items {
+		y, _ := yaml.Marshal(d.Status)
+		t.Logf("Deployment %s image %s:\n%s", d.Name, d.Spec.Template.Spec.Containers[0].Image, y)
+	}
+	pods := &corev1.PodList{}
+	_ = k8s.List(ctx, pods, client.InNamespace(md.Namespace))
+	for _, p := range pods.Items {
+		t.Logf("pod %s phase %s IP %s node %s image %s labels %v deleting %v", p.Name, p.Status.Phase, p.Status.PodIP,
+			p.Spec.NodeName, p.Spec.Containers[0].Image, p.Labels, p.DeletionTimestamp != nil)
 	}
 	events := &corev1.EventList{}
-	_ = k8s.List(context.Background(), events, client.InNamespace(md.Namespace))
+	_ = k8s.List(ctx, events, client.InNamespace(md.Namespace))
 	for _, e := range events.Items {
-		t.Logf("event %s %s %s: %s", e.Type, e.Reason, e.InvolvedObject.Name, e.Message)
+		t.Logf("event %s %s %s/%s: %s", e.Type, e.Reason, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Message)
 	}
+	var lines []string
+	for _, l := range strings.Split(st.OperatorLogs(), "\n") {
+		if strings.Contains(l, md.Namespace) || strings.Contains(l, "operator restarted") {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("operator log lines about %s:\n%s", md.Namespace, tail(strings.Join(lines, "\n"), 120))
 }
 
 func TestChampionServesPredictions(t *testing.T) {
@@ -102,7 +125,6 @@ func TestChampionServesPredictions(t *testing.T) {
 	}
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "iris", v1alpha1.ModelReference{Name: "iris", Alias: "champion"})
 	ns := md.Namespace
-	defer dump(t, md)
 	start := time.Now()
 	testenv.Eventually(t, 6*time.Minute, "Ready", readyOn(t, md, res[0].Version))
 	t.Logf("MEASURED ModelDeployment created -> Ready (build, push, candidate, smoke test, rollout): %s", time.Since(start).Round(time.Second))
@@ -164,7 +186,6 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 			// An hour between polls: only the webhook can start the promotion.
 			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: time.Hour}
 		})
-	defer dump(t, md)
 	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
 
 	// Watch the production Deployment from now on.
@@ -234,6 +255,7 @@ func newMD(t *testing.T, ns, name string, ref v1alpha1.ModelReference, mutate ..
 	if err := k8s.Create(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { dump(t, md) })
 	return md
 }
 
@@ -271,7 +293,6 @@ func TestBrokenModelNeverReachesProduction(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "fragile", v1alpha1.ModelReference{Name: "fragile", Alias: "champion"})
-	defer dump(t, md)
 	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
 	good := md.Status.Serving.Image
 
@@ -318,7 +339,6 @@ func TestStageFollowingAndGarbageCollection(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "staged", v1alpha1.ModelReference{Name: "staged", Stage: "Production"})
-	defer dump(t, md)
 	testenv.Eventually(t, 6*time.Minute, "Production v1 Ready", readyOn(t, md, res[0].Version))
 
 	if err := k8s.Delete(ctx, md); err != nil {

@@ -108,3 +108,32 @@ func (r *Registry) BlobCount() int {
 
 // PID of the registry process (its process group).
 func (r *Registry) PID() int { return r.proc.Cmd.Process.Pid }
+
+// Manifests lists the digests of every manifest pushed to repo (each one
+// the registry stored, tagged or not), to tell whether a push made a new
+// image.
+func (r *Registry) Manifests(repo string) []string {
+	var out []string
+	entries, _ := os.ReadDir(filepath.Join(r.Dir, "data", "docker", "registry", "v2", "repositories",
+		filepath.FromSlash(repo), "_manifests", "revisions", "sha256"))
+	for _, e := range entries {
+		out = append(out, "sha256:"+e.Name())
+	}
+	return out
+}
+
+// UploadingBytes is how many bytes of unfinished blob uploads the registry
+// holds for repo: more than zero while a push is sending a layer.
+func (r *Registry) UploadingBytes(repo string) int64 {
+	var n int64
+	_ = filepath.WalkDir(filepath.Join(r.Dir, "data", "docker", "registry", "v2", "repositories",
+		filepath.FromSlash(repo), "_uploads"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == "data" {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -45,6 +46,9 @@ type Stack struct {
 	WebhookURL string
 	// Progress receives one line per step, for a person watching.
 	progress func(string)
+
+	operatorArgs []string
+	earlierLogs  string
 }
 
 func repoRoot() string {
@@ -162,20 +166,50 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(manager, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", webhookPort), "--webhook-secret-file="+secretFile,
-		"--temp-dir="+tmp, "--zap-log-level=info")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Cluster.Kubeconfig)
-	if s.Operator, err = procs.Start(cmd); err != nil {
+	s.operatorArgs = []string{manager, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", webhookPort), "--webhook-secret-file=" + secretFile,
+		"--temp-dir=" + tmp, "--zap-log-level=info"}
+	if err := s.StartOperator(); err != nil {
 		return nil, err
-	}
-	time.Sleep(2 * time.Second)
-	if s.Operator.Exited() {
-		return nil, fmt.Errorf("the operator exited:\n%s", s.Operator.Logs.String())
 	}
 	done()
 	ok = true
 	return s, nil
+}
+
+// StartOperator starts the operator binary (again, after KillOperator). The
+// logs of earlier runs stay in OperatorLogs.
+func (s *Stack) StartOperator() error {
+	if s.Operator != nil {
+		if !s.Operator.Exited() {
+			return fmt.Errorf("the operator is running")
+		}
+		s.earlierLogs += s.Operator.Logs.String() + "--- operator restarted ---\n"
+	}
+	cmd := exec.Command(s.operatorArgs[0], s.operatorArgs[1:]...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Cluster.Kubeconfig)
+	p, err := procs.Start(cmd)
+	if err != nil {
+		return err
+	}
+	s.Operator = p
+	time.Sleep(2 * time.Second)
+	if p.Exited() {
+		return fmt.Errorf("the operator exited:\n%s", p.Logs.String())
+	}
+	return nil
+}
+
+// KillOperator kills the operator with SIGKILL, as a node failure or an
+// OOM kill would: no shutdown, no cleanup.
+func (s *Stack) KillOperator() {
+	_ = syscall.Kill(-s.Operator.Cmd.Process.Pid, syscall.SIGKILL)
+	<-s.Operator.Done
+}
+
+// OperatorLogs is everything the operator printed, across restarts.
+func (s *Stack) OperatorLogs() string {
+	return s.earlierLogs + s.Operator.Logs.String()
 }
 
 // KubectlRun runs kubectl against the cluster.

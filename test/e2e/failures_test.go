@@ -1,0 +1,368 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/cluster"
+	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+)
+
+const irisRows = `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
+
+// predict sends three iris rows to the pod IP through the pod network
+// stand-in and returns the predictions, as compact JSON.
+func predict(ip string) (string, error) {
+	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", ip, pn.Port), "application/json", bytes.NewReader([]byte(irisRows)))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, data)
+	}
+	var answer struct {
+		Predictions any `json:"predictions"`
+	}
+	if err := json.Unmarshal(data, &answer); err != nil || answer.Predictions == nil {
+		return "", fmt.Errorf("no predictions (%v): %s", err, data)
+	}
+	compact, _ := json.Marshal(answer.Predictions)
+	return string(compact), nil
+}
+
+// productionPods are the running pods of the production Deployment, by
+// image.
+func productionPods(t *testing.T, md *v1alpha1.ModelDeployment) map[string][]corev1.Pod {
+	t.Helper()
+	pods := &corev1.PodList{}
+	if err := k8s.List(context.Background(), pods, client.InNamespace(md.Namespace),
+		client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]corev1.Pod{}
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out[p.Spec.Containers[0].Image] = append(out[p.Spec.Containers[0].Image], p)
+		}
+	}
+	return out
+}
+
+func getMD(md *v1alpha1.ModelDeployment) (*v1alpha1.ModelDeployment, error) {
+	m := &v1alpha1.ModelDeployment{}
+	return m, k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m)
+}
+
+// eventCount counts the namespace's events with reason about the object.
+func eventCount(t *testing.T, ns, object, reason string) int {
+	t.Helper()
+	events := &corev1.EventList{}
+	if err := k8s.List(context.Background(), events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events.Items {
+		if e.InvolvedObject.Name == object && e.Reason == reason {
+			n += int(max(e.Count, 1))
+		}
+	}
+	return n
+}
+
+// TestCrashingVersionRollsBack: version 2 passes its smoke test, is
+// promoted, and its production pods crash (kwok's crash stage, chosen by a
+// label in spec.serving.podLabels that names version 2). The operator rolls
+// back to version 1 on its own, which keeps serving and answering.
+func TestCrashingVersionRollsBack(t *testing.T) {
+	ctx := context.Background()
+	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 1, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := strconv.Atoi(res[0].Version)
+	crashVersion := strconv.Itoa(v1 + 1)
+	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "crashy", v1alpha1.ModelReference{Name: "crashy", Alias: "champion"},
+		func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Serving.PodLabels = map[string]string{cluster.CrashVersionLabel: crashVersion}
+		})
+	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
+	good := md.Status.Serving.Image
+
+	bad, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 2, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad[0].Version != crashVersion {
+		t.Fatalf("registered version %s, the crash label names %s", bad[0].Version, crashVersion)
+	}
+	testenv.Eventually(t, 6*time.Minute, "rolled back to v1", func() error {
+		m, err := getMD(md)
+		if err != nil {
+			return err
+		}
+		rb := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionRolledBack)
+		if rb == nil || rb.Status != metav1.ConditionTrue {
+			return fmt.Errorf("RolledBack %+v", rb)
+		}
+		if len(m.Status.FailedVersions) == 0 || m.Status.FailedVersions[0].Version != crashVersion || m.Status.FailedVersions[0].Reason != "PodsFailing" {
+			return fmt.Errorf("failedVersions %+v", m.Status.FailedVersions)
+		}
+		if m.Status.Serving == nil || m.Status.Serving.Image != good {
+			return fmt.Errorf("serving %+v", m.Status.Serving)
+		}
+		return nil
+	})
+	// It was production that crashed: the candidate passed and was promoted.
+	if n := eventCount(t, md.Namespace, md.Name, "Promoted"); n != 2 {
+		t.Errorf("%d Promoted events, want 2 (v1, then v2 before it crashed)", n)
+	}
+	// The Deployment is back on v1 with all its replicas, and they answer.
+	testenv.Eventually(t, 3*time.Minute, "3 pods of v1 running", func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), d); err != nil {
+			return err
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != good {
+			return fmt.Errorf("template image %s", img)
+		}
+		if d.Status.AvailableReplicas < 3 || d.Status.UpdatedReplicas != d.Status.Replicas {
+			return fmt.Errorf("status %+v", d.Status)
+		}
+		if pods := productionPods(t, md); len(pods[good]) < 3 || len(pods) != 1 {
+			return fmt.Errorf("running pods by image: %d images, %d of v1", len(pods), len(pods[good]))
+		}
+		return nil
+	})
+	m, _ := getMD(md)
+	if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionStalled); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Stalled %+v, want True while a failed version is the target", c)
+	}
+	pods := productionPods(t, md)[good]
+	got, err := predict(pods[0].Status.PodIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := jsonInts(res[0].Predictions); got != want {
+		t.Errorf("after the rollback, predictions %s, want version 1's %s", got, want)
+	}
+}
+
+func jsonInts(v []int) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestOperatorKilledMidBuildAndMidRollout kills the operator binary with
+// SIGKILL twice: while it is pushing version 1's model layer (seen in the
+// registry's upload area), and while version 2 rolls out (status.promoting
+// set, the Deployment not yet done). A new operator process finishes both:
+// the same final state, one image per version, one promotion and one
+// history entry per version.
+func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
+	ctx := context.Background()
+	// 150 MiB of incompressible data: the push takes long enough to be
+	// caught in the middle.
+	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 150 << 20, "seed": 1, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := "models/sturdy"
+	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "sturdy", v1alpha1.ModelReference{Name: "sturdy", Alias: "champion"})
+	t.Cleanup(func() {
+		if st.Operator.Exited() {
+			if err := st.StartOperator(); err != nil {
+				t.Errorf("restart the operator for the next tests: %v", err)
+			}
+		}
+	})
+
+	testenv.Eventually(t, 3*time.Minute, "the model layer being pushed", func() error {
+		if n := reg.UploadingBytes(repo); n < 1<<20 {
+			return fmt.Errorf("%d bytes uploading", n)
+		}
+		return nil
+	})
+	st.KillOperator()
+	t.Logf("killed the operator with %d MiB of the layer pushed", reg.UploadingBytes(repo)>>20)
+	if n := len(reg.Manifests(repo)); n != 0 {
+		t.Fatalf("%d manifests pushed before the kill, want 0 (the build was not in the middle)", n)
+	}
+	if err := st.StartOperator(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 6*time.Minute, "v1 Ready after the restart", readyOn(t, md, res[0].Version))
+	v1Image := md.Status.Serving.Image
+
+	// Version 2, small; killed while its rolling update runs.
+	moved, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 1 << 20, "seed": 2, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 6*time.Minute, "v2 promoted, rolling out", func() error {
+		m, err := getMD(md)
+		if err != nil {
+			return err
+		}
+		if m.Status.Promoting == nil || m.Status.Promoting.Version != moved[0].Version {
+			return fmt.Errorf("promoting %+v", m.Status.Promoting)
+		}
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), d); err != nil {
+			return err
+		}
+		if d.Spec.Template.Spec.Containers[0].Image != m.Status.Promoting.Image {
+			return fmt.Errorf("the Deployment does not run version 2 yet")
+		}
+		if d.Status.UpdatedReplicas >= 3 && d.Status.AvailableReplicas >= 3 && d.Status.Replicas == 3 {
+			return fmt.Errorf("the rolling update is over: %+v", d.Status)
+		}
+		return nil
+	})
+	st.KillOperator()
+	d := &appsv1.Deployment{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), d); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed the operator mid-rollout: Deployment updated %d, available %d, %d in all", d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Status.Replicas)
+	time.Sleep(3 * time.Second) // the rollout goes on without the operator
+	if err := st.StartOperator(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 6*time.Minute, "v2 Ready after the restart", readyOn(t, md, moved[0].Version))
+
+	// One image per version, nothing pushed twice.
+	if got := reg.Manifests(repo); len(got) != 2 {
+		t.Errorf("%d manifests in %s, want 2 (one per version): %v", len(got), repo, got)
+	}
+	if md.Status.Serving.Image == v1Image || md.Status.LastGood == nil || md.Status.LastGood.Image != md.Status.Serving.Image {
+		t.Errorf("serving %+v lastGood %+v", md.Status.Serving, md.Status.LastGood)
+	}
+	// One history entry per version, both ended Succeeded; one promotion each.
+	versions := map[string]int{}
+	for _, h := range md.Status.History {
+		versions[h.Version]++
+		if h.Version == res[0].Version && h.End == nil {
+			t.Errorf("history entry of v1 not ended: %+v", h)
+		}
+	}
+	if versions[res[0].Version] != 1 || versions[moved[0].Version] != 1 || len(versions) != 2 {
+		t.Errorf("history by version %v, want one entry each", versions)
+	}
+	if n := eventCount(t, md.Namespace, md.Name, "Promoted"); n != 2 {
+		t.Errorf("%d Promoted events, want 2", n)
+	}
+	if pods := productionPods(t, md); len(pods[md.Status.Serving.Image]) != 3 || len(pods) != 1 {
+		t.Errorf("running production pods by image: %v", len(pods))
+	}
+	cand := &appsv1.Deployment{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: md.Namespace, Name: md.Name + "-candidate"}, cand); err == nil {
+		t.Errorf("the candidate Deployment is left over")
+	}
+}
+
+// TestMLflowOutageLeavesServingAlone stops the MLflow server for a while:
+// the condition says MLflowUnreachable, the production Deployment is not
+// touched and its pods keep answering; when MLflow is back, the operator
+// resolves again and promotes the next version.
+func TestMLflowOutageLeavesServingAlone(t *testing.T) {
+	ctx := context.Background()
+	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "outage", "seed": 1, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "outage", v1alpha1.ModelReference{Name: "outage", Alias: "champion"})
+	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
+	before := &appsv1.Deployment{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), before); err != nil {
+		t.Fatal(err)
+	}
+
+	server.Stop()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = server.Restart()
+		}
+	})
+	stopped := time.Now()
+	testenv.Eventually(t, 3*time.Minute, "MLflowUnreachable", func() error {
+		m, err := getMD(md)
+		if err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionModelResolved)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonMLflowUnreachable {
+			return fmt.Errorf("ModelResolved %+v", c)
+		}
+		return nil
+	})
+	t.Logf("MEASURED MLflow stopped -> MLflowUnreachable: %s", time.Since(stopped).Round(100*time.Millisecond))
+	// A few more polls with MLflow down.
+	time.Sleep(12 * time.Second)
+	m, err := getMD(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status.Serving == nil || m.Status.Serving.Image != md.Status.Serving.Image {
+		t.Errorf("serving changed during the outage: %+v", m.Status.Serving)
+	}
+	after := &appsv1.Deployment{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != before.Generation || after.Status.AvailableReplicas < 3 {
+		t.Errorf("the Deployment was touched during the outage: generation %d -> %d, available %d",
+			before.Generation, after.Generation, after.Status.AvailableReplicas)
+	}
+	pods := productionPods(t, md)[md.Status.Serving.Image]
+	if len(pods) == 0 {
+		t.Fatal("no running production pod during the outage")
+	}
+	got, err := predict(pods[0].Status.PodIP)
+	if err != nil {
+		t.Fatalf("production does not answer during the outage: %v", err)
+	}
+	if want := jsonInts(res[0].Predictions); got != want {
+		t.Errorf("predictions %s during the outage, want %s", got, want)
+	}
+
+	if err := server.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	testenv.Eventually(t, 3*time.Minute, "resolved again", func() error {
+		m, err := getMD(md)
+		if err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionModelResolved); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("ModelResolved %+v", c)
+		}
+		if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+	next, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "outage", "seed": 2, "alias": "champion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 6*time.Minute, "v2 Ready after the outage", readyOn(t, md, next[0].Version))
+}
