@@ -69,12 +69,19 @@ registry: ## Install Debian's docker-registry (the CNCF distribution server) whe
 	hack/registry.sh
 
 .PHONY: test
-test: manifests generate fmt vet controlplane pythonenv registry ## Run all tests: unit, and integration against a real kube-apiserver + etcd, MLflow server and registry.
+test: manifests generate fmt vet controlplane pythonenv registry ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test $$(go list ./... | grep -v /test/e2e) $(GOTESTFLAGS)
+	$(E2E_TEST)
+
+# The end-to-end suite runs on its own after the others: it starts a whole
+# cluster, MLflow, a registry and the operator binary, and should not share
+# the two cores with the envtest suites. -count=1: its results depend on
+# processes and binaries go test cannot see.
+E2E_TEST = MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test ./test/e2e/ -count=1 -timeout 30m -v $(GOTESTFLAGS)
 
 .PHONY: test-e2e
-test-e2e: manifests controlplane pythonenv registry ## End-to-end suite on a local cluster (not yet part of make test: see docs/development.md).
-	MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test ./test/e2e/ -count=1 -timeout 30m -v $(GOTESTFLAGS)
+test-e2e: manifests controlplane pythonenv registry ## Only the end-to-end suite (operator binary on a local cluster, real MLflow, registry, pod network stand-in).
+	$(E2E_TEST)
 
 .PHONY: test-unit
 test-unit: ## Run the pure unit tests (no control plane, no MLflow server).
@@ -114,6 +121,10 @@ bench-build: pythonenv registry $(CRANE) ## Time and peak RSS of image builds (1
 	MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" $(LOCALBIN)/bench-build -crane $(CRANE) $(BENCH_BUILD_FLAGS)
 
 ##@ Build
+
+.PHONY: bench-e2e
+bench-e2e: manifests controlplane pythonenv registry ## Promotion latency, MLflow alias change -> Ready, webhook vs polling only (BENCH_RUNS, BENCH_POLL_INTERVAL).
+	MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go run ./hack/bench-e2e
 
 .PHONY: build
 build: generate fmt vet ## Build the manager binary into bin/manager.

@@ -13,6 +13,10 @@ type ModelVersion struct {
 	Version string
 	RunID   string
 	Source  string
+	// AnsweredAt is when the registry gave this answer: earlier than the
+	// call when the answer was shared from another object's poll. Zero
+	// means now.
+	AnsweredAt time.Time
 }
 
 // Resolver tells which model version a ModelDeployment's model reference

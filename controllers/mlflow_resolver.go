@@ -46,8 +46,11 @@ func (e *resolveError) Terminal() bool { return false }
 // servers. ModelDeployments that follow the same reference on the same server
 // with the same credentials share one registry request per poll interval: an
 // answer is reused for CacheFraction of the interval, and concurrent askers
-// wait for one request (singleflight). A webhook for a model drops its
-// answers, so the next reconcile asks the registry again.
+// wait for one request (singleflight). Each answer carries the time the
+// registry gave it, and the reconciler schedules the next poll from that
+// time (NextPoll), so the objects sharing an answer poll in step and none
+// holds an answer for longer than 1.1 intervals. A webhook for a model drops
+// its answers, so the next reconcile asks the registry again.
 type MLflowResolver struct {
 	// Reader reads Secrets; an uncached reader (the manager's API reader), so
 	// that the operator neither watches nor caches every Secret.
@@ -119,7 +122,9 @@ func (r *MLflowResolver) Resolve(ctx context.Context, md *v1alpha1.ModelDeployme
 	r.mu.Lock()
 	if a, ok := r.answers[key]; ok && r.now().Sub(a.at) < ttl {
 		r.mu.Unlock()
-		return a.version, a.err
+		v := a.version
+		v.AnsweredAt = a.at
+		return v, a.err
 	}
 	r.mu.Unlock()
 
@@ -129,9 +134,10 @@ func (r *MLflowResolver) Resolve(ctx context.Context, md *v1alpha1.ModelDeployme
 			return ModelVersion{}, err
 		}
 		mv, err := c.Resolve(ctx, ref)
-		var out ModelVersion
+		at := r.now()
+		out := ModelVersion{AnsweredAt: at}
 		if err == nil {
-			out = ModelVersion{Version: mv.Version, RunID: mv.RunID, Source: mv.Source}
+			out = ModelVersion{Version: mv.Version, RunID: mv.RunID, Source: mv.Source, AnsweredAt: at}
 		} else {
 			err = asReasoned(err)
 		}
@@ -139,7 +145,7 @@ func (r *MLflowResolver) Resolve(ctx context.Context, md *v1alpha1.ModelDeployme
 		if r.answers == nil {
 			r.answers = map[string]cachedAnswer{}
 		}
-		r.answers[key] = cachedAnswer{model: ref.Name, version: out, err: err, at: r.now()}
+		r.answers[key] = cachedAnswer{model: ref.Name, version: out, err: err, at: at}
 		r.mu.Unlock()
 		return out, err
 	})

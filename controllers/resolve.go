@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,10 +19,10 @@ import (
 // being served and its objects kept as declared.
 func (r *ModelDeploymentReconciler) resolve(ctx context.Context, s *scope) (bool, error) {
 	md := s.md
-	s.requeue(jitter(md.Spec.PollInterval()))
 	following := md.Spec.Model.Following()
 
 	if r.Resolver == nil {
+		s.requeue(jitter(md.Spec.PollInterval()))
 		setCondition(md, v1alpha1.ConditionModelResolved, metav1.ConditionFalse, v1alpha1.ReasonResolverMissing,
 			"this operator build has no model registry client")
 		s.fail(rollout.Outcome{Stalled: true, Reason: v1alpha1.ReasonResolverMissing,
@@ -30,8 +31,15 @@ func (r *ModelDeploymentReconciler) resolve(ctx context.Context, s *scope) (bool
 	}
 
 	v, err := r.Resolver.Resolve(ctx, md)
-	now := metav1.NewTime(s.now)
-	md.Status.LastPolled = &now
+	answered := v.AnsweredAt
+	if answered.IsZero() || answered.After(s.now) {
+		answered = s.now
+	}
+	// When the registry was asked, for this object or another that shares
+	// the answer.
+	polled := metav1.NewTime(answered)
+	md.Status.LastPolled = &polled
+	s.requeue(NextPoll(answered, s.now, md.Spec.PollInterval(), rand.Float64()))
 	if err != nil {
 		reason, terminal := reasonOf(err, v1alpha1.ReasonMLflowError)
 		msg := fmt.Sprintf("cannot resolve %s of model %q: %v", following, md.Spec.Model.Name, err)

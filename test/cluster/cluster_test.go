@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"syscall"
 	"testing"
@@ -192,6 +193,10 @@ func TestLocalCluster(t *testing.T) {
 
 	pids := c.PIDs()
 	dir := c.Dir
+	apiURL, err := url.Parse(c.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Stop()
 	stopped = true
 	for _, pid := range pids {
@@ -201,5 +206,12 @@ func TestLocalCluster(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s left behind", dir)
+	}
+	// The API server's port is free again.
+	l, err := net.Listen("tcp", apiURL.Host)
+	if err != nil {
+		t.Errorf("the kube-apiserver's address %s is still taken after Stop: %v", apiURL.Host, err)
+	} else {
+		l.Close()
 	}
 }

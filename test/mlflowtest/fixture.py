@@ -11,6 +11,7 @@ Operations:
       trains and logs a model with an input example, registers a new version,
       then sets the alias / stage when given. -> {version, run_id, source, model_id}
   {"op": "set_alias", "model": NAME, "alias": A, "version": V}
+      (V "$prev": the version the operation before registered)
   {"op": "delete_alias", "model": NAME, "alias": A}
   {"op": "transition", "model": NAME, "version": V, "stage": S}
   {"op": "create_webhook", "name": N, "url": U, "secret": S, "events": [E, ...]}
@@ -179,6 +180,9 @@ def main():
     import time
 
     for op in ops:
+        # "$prev" stands for the version the previous operation registered.
+        if op.get("version") == "$prev":
+            op = dict(op, version=results[-1]["version"])
         result = run_op(op, client)
         # When the operation finished, for latency measurements.
         result["t"] = time.time()

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -413,15 +414,17 @@ func TestPollingIsShared(t *testing.T) {
 
 // TestPollSharingAtScale measures the resolver alone at the scale a platform
 // team runs: 1,000 ModelDeployments on 50 references (5 models x 10 aliases)
-// of a real MLflow server, each polling every interval with the reconciler's
-// jitter, over three intervals of a virtual clock. Requests are counted on
-// the wire.
+// of a real MLflow server, over four intervals of a virtual clock. Objects
+// start at random moments, then poll when controllers.NextPoll says, as the
+// reconciler schedules them. Requests are counted on the wire. Halfway, an
+// alias moves in MLflow: every object following it must see the new version
+// within 1.1 intervals.
 func TestPollSharingAtScale(t *testing.T) {
 	const (
 		objects   = 1000
 		models    = 5
 		aliases   = 10
-		intervals = 3
+		intervals = 4
 		poll      = time.Minute
 	)
 	var ops []mlflowtest.Op
@@ -431,45 +434,97 @@ func TestPollSharingAtScale(t *testing.T) {
 			ops = append(ops, mlflowtest.Op{"op": "set_alias", "model": fmt.Sprintf("scale-%d", m), "alias": fmt.Sprintf("a%d", a), "version": "1"})
 		}
 	}
+	ops = append(ops, mlflowtest.Op{"op": "register", "model": "scale-0"}) // version 2, no alias yet
 	fixture(t, ops...)
 
 	var clock time.Time
 	counting := &countingTransport{next: http.DefaultTransport}
 	r := &controllers.MLflowResolver{Transport: counting, Now: func() time.Time { return clock }}
-	type pollAt struct {
-		at time.Time
-		md *v1alpha1.ModelDeployment
-	}
 	start := time.Unix(1_800_000_000, 0)
+	end := start.Add(intervals * poll)
+	moveAt := start.Add(intervals * poll / 2)
 	rng := rand.New(rand.NewPCG(1, 2))
-	var polls []pollAt
+	queue := &pollQueue{}
 	for i := 0; i < objects; i++ {
 		md := fixtures.Valid("scale", fmt.Sprintf("md-%d", i))
 		md.Spec.Model = v1alpha1.ModelReference{Name: fmt.Sprintf("scale-%d", i%models), Alias: fmt.Sprintf("a%d", (i/models)%aliases)}
 		md.Spec.MLflow.TrackingURI = server.URL
 		md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: poll}
-		// Objects start at random moments, then poll every jittered interval.
-		at := start.Add(time.Duration(rng.Int64N(int64(poll))))
-		for at.Before(start.Add(intervals * poll)) {
-			polls = append(polls, pollAt{at: at, md: md})
-			at = at.Add(poll + time.Duration((rng.Float64()*0.2-0.1)*float64(poll)))
-		}
+		heap.Push(queue, pollAt{at: start.Add(time.Duration(rng.Int64N(int64(poll)))), md: md})
 	}
-	sort.Slice(polls, func(i, j int) bool { return polls[i].at.Before(polls[j].at) })
-	for _, p := range polls {
+	moved := false
+	var before int64
+	polls := 0
+	seen := map[string]time.Duration{} // objects following scale-0/a0: when they saw version 2
+	following := 0
+	for queue.Len() > 0 {
+		p := heap.Pop(queue).(pollAt)
+		if !p.at.Before(end) {
+			continue
+		}
+		if !moved && !p.at.Before(moveAt) {
+			before = counting.total.Load()
+			fixture(t, mlflowtest.Op{"op": "set_alias", "model": "scale-0", "alias": "a0", "version": "2"})
+			moved = true
+		}
 		clock = p.at
+		polls++
 		v, err := r.Resolve(context.Background(), p.md)
-		if err != nil || v.Version != "1" {
-			t.Fatalf("%s: %v %v", p.md.Name, v, err)
+		if err != nil {
+			t.Fatalf("%s: %v", p.md.Name, err)
+		}
+		if p.md.Spec.Model.Name == "scale-0" && p.md.Spec.Model.Alias == "a0" {
+			if !moved && v.Version != "1" {
+				t.Fatalf("%s saw version %s before the alias moved", p.md.Name, v.Version)
+			}
+			if _, ok := seen[p.md.Name]; !ok && v.Version == "2" {
+				seen[p.md.Name] = p.at.Sub(moveAt)
+			}
+		}
+		heap.Push(queue, pollAt{at: p.at.Add(controllers.NextPoll(v.AnsweredAt, p.at, poll, rng.Float64())), md: p.md})
+	}
+	for i := 0; i < objects; i++ {
+		if i%models == 0 && (i/models)%aliases == 0 {
+			following++
 		}
 	}
 	perInterval := float64(counting.total.Load()) / intervals
-	t.Logf("MEASURED polling at scale: %d ModelDeployments on %d references, %d polls, %d registry requests over %d intervals = %.1f per interval",
-		objects, models*aliases, len(polls), counting.total.Load(), intervals, perInterval)
-	if perInterval > 2*models*aliases {
+	var slowest time.Duration
+	for _, d := range seen {
+		slowest = max(slowest, d)
+	}
+	t.Logf("MEASURED polling at scale: %d ModelDeployments on %d references, %d polls, %d registry requests over %d intervals = %.1f per interval (%d in the interval before the alias moved)",
+		objects, models*aliases, polls, counting.total.Load(), intervals, perInterval, before)
+	t.Logf("MEASURED the alias moved: %d of %d followers saw it, the last %s after the move (interval %s)", len(seen), following, slowest.Round(time.Second), poll)
+	if len(seen) != following {
+		t.Errorf("%d of %d objects following the moved alias saw the new version", len(seen), following)
+	}
+	if slowest > poll+poll/10 {
+		t.Errorf("an object saw the moved alias %s after the move, more than 1.1 poll intervals", slowest)
+	}
+	if perInterval > 1.5*models*aliases {
 		t.Errorf("%.1f requests per interval for %d references", perInterval, models*aliases)
 	}
 	if perInterval < models*aliases {
 		t.Errorf("%.1f requests per interval: some references were never asked", perInterval)
 	}
+}
+
+type pollAt struct {
+	at time.Time
+	md *v1alpha1.ModelDeployment
+}
+
+// pollQueue is a min-heap of polls by time.
+type pollQueue []pollAt
+
+func (q pollQueue) Len() int           { return len(q) }
+func (q pollQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q pollQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *pollQueue) Push(x any)        { *q = append(*q, x.(pollAt)) }
+func (q *pollQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
 }
