@@ -103,6 +103,10 @@ verify: generate manifests docs fmt ## Regenerate everything and fail when the t
 demo: manifests controlplane pythonenv registry ## The whole flow locally: cluster, MLflow, registry, operator, a real model promoted twice. Ctrl-C stops it (DEMO_EXIT=1: exit at once).
 	go run ./hack/demo
 
+.PHONY: local-cluster
+local-cluster: controlplane ## Only the local cluster (source-built control plane, kwok nodes) until Ctrl-C; prints its KUBECONFIG.
+	go run ./hack/local-cluster
+
 .PHONY: demo-down
 demo-down: ## Stop what a demo left running and remove .demo/.
 	hack/demo-down.sh
