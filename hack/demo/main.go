@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -181,15 +182,28 @@ func watchUntilReady(ctx context.Context, st *stack.Stack, k client.Client, md *
 	return 0, fmt.Errorf("not Ready on version %s after 8 minutes; operator logs:\n%s", version, lastLines(logs, 30))
 }
 
-// predict sends the iris example to a pod IP and prints the answer.
+// predict sends the iris example to a running pod of the serving version
+// and prints the answer.
 func predict(ctx context.Context, st *stack.Stack, k client.Client, md *v1alpha1.ModelDeployment) error {
-	out, err := st.KubectlRun("get", "pods", "-l", v1alpha1.LabelRole+"="+v1alpha1.RoleProduction, "-o", "jsonpath={.items[0].status.podIP}")
-	if err != nil || strings.TrimSpace(out) == "" {
-		return fmt.Errorf("no production pod IP: %v %s", err, out)
+	pods := &corev1.PodList{}
+	if err := k.List(ctx, pods, client.InNamespace(md.Namespace),
+		client.MatchingLabels{v1alpha1.LabelName: md.Name, v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
+		return err
 	}
-	url := "http://" + strings.TrimSpace(out) + ":" + strconv.Itoa(st.PodNet.Port) + "/invocations"
+	var pod *corev1.Pod
+	for i, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && md.Status.Serving != nil &&
+			p.Spec.Containers[0].Image == md.Status.Serving.Image {
+			pod = &pods.Items[i]
+			break
+		}
+	}
+	if pod == nil {
+		return fmt.Errorf("no running pod of the serving version")
+	}
+	url := "http://" + pod.Status.PodIP + ":" + strconv.Itoa(st.PodNet.Port) + "/invocations"
 	body := `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}`
-	say("a real prediction from the model behind pod %s: curl -X POST %s -d '%s'", strings.TrimSpace(out), url, body)
+	say("a real prediction from version %s, pod %s: curl -X POST %s -d '%s'", md.Status.Serving.Version, pod.Name, url, body)
 	resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(body)))
 	if err != nil {
 		return err
@@ -197,8 +211,9 @@ func predict(ctx context.Context, st *stack.Stack, k client.Client, md *v1alpha1
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(resp.Body)
 	fmt.Printf("    HTTP %d %s\n", resp.StatusCode, strings.TrimSpace(string(answer)))
-	_ = ctx
-	_ = k
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the model answered HTTP %d", resp.StatusCode)
+	}
 	return nil
 }
 

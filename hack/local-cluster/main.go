@@ -13,10 +13,15 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap/zapcore"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
 	"github.com/mlflow-operator/mlflow-operator/test/cluster"
 )
 
 func main() {
+	ctrllog.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	start := time.Now()
 	fmt.Println("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok ...")
 	c, err := cluster.Start(context.Background(), cluster.Options{})

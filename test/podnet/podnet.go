@@ -115,20 +115,31 @@ func writeError(conn net.Conn, code int, err error) {
 		code, http.StatusText(code), len(msg), msg)
 }
 
-// imageOf finds the running pod with IP ip and its model image.
+// imageOf finds the running pod with IP ip and its model image. A pod that
+// is terminating still answers, as it would in its grace period, unless a
+// live pod has its IP already.
 func (p *PodNet) imageOf(ip string) (string, error) {
 	pods := &corev1.PodList{}
 	if err := p.Client.List(context.Background(), pods); err != nil {
 		return "", err
 	}
+	terminating := ""
 	for _, pod := range pods.Items {
-		if pod.Status.PodIP == ip && pod.DeletionTimestamp.IsZero() && pod.Status.Phase == corev1.PodRunning {
-			for _, c := range pod.Spec.Containers {
-				if c.Name == "model" {
-					return c.Image, nil
-				}
-			}
+		if pod.Status.PodIP != ip || pod.Status.Phase != corev1.PodRunning {
+			continue
 		}
+		for _, c := range pod.Spec.Containers {
+			if c.Name != "model" {
+				continue
+			}
+			if pod.DeletionTimestamp.IsZero() {
+				return c.Image, nil
+			}
+			terminating = c.Image
+		}
+	}
+	if terminating != "" {
+		return terminating, nil
 	}
 	return "", fmt.Errorf("no running model pod has IP %s", ip)
 }
