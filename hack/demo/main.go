@@ -70,34 +70,50 @@ func run() error {
 		return err
 	}
 
-	manifest := fmt.Sprintf(`apiVersion: serving.mlflow-operator.io/v1alpha1
-kind: ModelDeployment
-metadata:
-  name: iris
-  namespace: default
-spec:
-  model:
-    name: iris
-    alias: champion
-  mlflow:
-    trackingURI: %s
-  image:
-    repository: %s/models/iris
-    baseImage: %s
-    insecureRegistry: true
-  serving:
-    port: %d
-  rollout:
-    smokeTest:
-      timeout: 3m
-`, st.MLflow.URL, st.Registry.Host, st.BaseImage, st.PodNet.Port)
-	path := filepath.Join(dir, "modeldeployment.yaml")
-	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
+	// The sample from config/samples, with what differs on this machine
+	// patched in by kustomize: the local MLflow (no credentials), the local
+	// registry (plain HTTP, no push secret, a small base image), the port the
+	// pod network stand-in answers on, and a smoke test timeout that leaves
+	// room for `mlflow models serve` to start cold.
+	const sample = "serving_v1alpha1_modeldeployment_alias.yaml"
+	sampleDir := filepath.Join(dir, "sample")
+	if err := os.MkdirAll(sampleDir, 0o755); err != nil {
 		return err
 	}
-	say("kubectl apply -f %s", path)
-	fmt.Print(indent(manifest))
-	if out, err := st.KubectlRun("apply", "-f", path); err != nil {
+	data, err := os.ReadFile(filepath.Join("config", "samples", sample))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(sampleDir, sample), data, 0o644); err != nil {
+		return err
+	}
+	kustomization := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: default
+resources:
+  - %s   # a copy of config/samples/%s
+patches:
+  - target: {kind: ModelDeployment, name: iris}
+    patch: |
+      - op: replace
+        path: /spec/mlflow
+        value: {trackingURI: "%s", pollInterval: 1m}
+      - op: replace
+        path: /spec/image
+        value: {repository: "%s/models/iris", baseImage: "%s", insecureRegistry: true}
+      - op: add
+        path: /spec/serving/port
+        value: %d
+      - op: add
+        path: /spec/rollout
+        value: {smokeTest: {timeout: 3m}}
+`, sample, sample, st.MLflow.URL, st.Registry.Host, st.BaseImage, st.PodNet.Port)
+	if err := os.WriteFile(filepath.Join(sampleDir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		return err
+	}
+	say("kubectl apply -k %s: config/samples/%s, patched for this machine", sampleDir, sample)
+	fmt.Print(indent(kustomization))
+	if out, err := st.KubectlRun("apply", "-k", sampleDir); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)
 	}
 	md := &v1alpha1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Name: "iris", Namespace: "default"}}
