@@ -106,16 +106,7 @@ func measure(ctx context.Context, st *stack.Stack, model string, runs int, poll 
 	if err != nil {
 		return nil, err
 	}
-	md := &v1alpha1.ModelDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: model, Namespace: "default"},
-		Spec: v1alpha1.ModelDeploymentSpec{
-			Model:   v1alpha1.ModelReference{Name: model, Alias: "champion"},
-			MLflow:  v1alpha1.MLflowConnection{TrackingURI: st.MLflow.URL, PollInterval: &metav1.Duration{Duration: poll}},
-			Image:   v1alpha1.ImageSpec{Repository: st.Registry.Host + "/models/" + model, BaseImage: st.BaseImage, InsecureRegistry: true},
-			Serving: v1alpha1.ServingSpec{Port: int32(st.PodNet.Port)},
-			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
-		},
-	}
+	md := st.ModelDeployment("default", model, v1alpha1.ModelReference{Name: model, Alias: "champion"}, poll)
 	if err := k.Create(ctx, md); err != nil {
 		return nil, err
 	}

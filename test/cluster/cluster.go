@@ -10,11 +10,9 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -131,23 +129,9 @@ type Cluster struct {
 	ownDir     bool
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
 func script(args ...string) (string, error) {
-	out, err := exec.Command(filepath.Join(repoRoot(), "hack", "controlplane.sh"), args...).Output()
+	out, err := exec.Command(filepath.Join(procs.RepoRoot(), "hack", "controlplane.sh"), args...).Output()
 	return strings.TrimSpace(string(out)), err
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start brings the cluster up and waits until its fake nodes are Ready.
@@ -184,9 +168,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	etcdPort, _ := freePort()
-	peerPort, _ := freePort()
-	apiPort, _ := freePort()
+	etcdPort, _ := procs.FreePort()
+	peerPort, _ := procs.FreePort()
+	apiPort, _ := procs.FreePort()
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	if err := c.run(filepath.Join(bin, "etcd"), "--name=local", "--data-dir="+filepath.Join(c.Dir, "etcd"),

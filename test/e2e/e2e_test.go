@@ -5,12 +5,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -42,7 +38,6 @@ var (
 	server     *mlflowtest.Server
 	reg        *registrytest.Registry
 	pn         *podnet.PodNet
-	base       string
 	webhookURL string
 )
 
@@ -61,7 +56,7 @@ func run(m *testing.M) int {
 	}
 	defer st.Stop()
 	lc, k8s, server, reg, pn = st.Cluster, st.Cluster.Client, st.MLflow, st.Registry, st.PodNet
-	base, webhookURL = st.BaseImage, st.WebhookURL
+	webhookURL = st.WebhookURL
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "operator logs:\n%s\n", tail(st.OperatorLogs(), 80))
@@ -118,52 +113,27 @@ func dump(t *testing.T, md *v1alpha1.ModelDeployment) {
 }
 
 func TestChampionServesPredictions(t *testing.T) {
-	ctx := context.Background()
-	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := register(t, mlflowtest.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "iris", v1alpha1.ModelReference{Name: "iris", Alias: "champion"})
-	ns := md.Namespace
 	start := time.Now()
-	testenv.Eventually(t, 6*time.Minute, "Ready", readyOn(t, md, res[0].Version))
+	waitReady(t, md, res[0].Version, "Ready")
 	t.Logf("MEASURED ModelDeployment created -> Ready (build, push, candidate, smoke test, rollout): %s", time.Since(start).Round(time.Second))
 	if md.Status.Serving == nil || md.Status.Serving.Version != res[0].Version || !strings.HasPrefix(md.Status.Serving.Image, reg.Host+"/models/iris@sha256:") {
 		t.Fatalf("serving %+v", md.Status.Serving)
 	}
 
-	pods := &corev1.PodList{}
-	if err := k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
-		t.Fatal(err)
-	}
-	running := 0
-	var ip string
-	for _, p := range pods.Items {
-		if p.Status.Phase == corev1.PodRunning && p.Spec.Containers[0].Image == md.Status.Serving.Image {
-			running++
-			ip = p.Status.PodIP
-		}
-	}
-	if running != 3 {
-		t.Fatalf("%d running pods of the built image, want 3", running)
+	running := productionPods(t, md)[md.Status.Serving.Image]
+	if len(running) != 3 {
+		t.Fatalf("%d running pods of the built image, want 3", len(running))
 	}
 
 	// A real prediction from a pod IP.
-	body := `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
-	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", ip, pn.Port), "application/json", bytes.NewReader([]byte(body)))
+	got, err := predict(running[0].Status.PodIP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var answer struct {
-		Predictions []int `json:"predictions"`
-	}
-	if err := json.Unmarshal(data, &answer); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("HTTP %d %s", resp.StatusCode, data)
-	}
-	if fmt.Sprint(answer.Predictions) != fmt.Sprint(res[0].Predictions) {
-		t.Errorf("predictions %v, the model predicts %v", answer.Predictions, res[0].Predictions)
+	if want := jsonInts(res[0].Predictions); got != want {
+		t.Errorf("predictions %s, the model predicts %s", got, want)
 	}
 }
 
@@ -173,20 +143,17 @@ func TestChampionServesPredictions(t *testing.T) {
 // replicas never drop below the 3 it serves with (maxUnavailable 0).
 func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 	ctx := context.Background()
-	res, err := server.Fixture(ctx,
+	res := register(t,
 		mlflowtest.Op{"op": "register", "model": "hooked", "seed": 1, "alias": "champion"},
 		mlflowtest.Op{"op": "create_webhook", "name": "operator", "url": webhookURL, "secret": webhookSecret,
 			"events": []string{"model_version_alias.created", "model_version.created"}},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "hooked", v1alpha1.ModelReference{Name: "hooked", Alias: "champion"},
 		func(md *v1alpha1.ModelDeployment) {
 			// An hour between polls: only the webhook can start the promotion.
 			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: time.Hour}
 		})
-	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
+	waitReady(t, md, res[0].Version, "v1 Ready")
 
 	// Watch the production Deployment from now on.
 	wc, err := client.NewWithWatch(lc.Config, client.Options{Scheme: scheme.Scheme})
@@ -213,17 +180,12 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 		}
 	}()
 
-	moved, err := server.Fixture(ctx,
+	moved := register(t,
 		mlflowtest.Op{"op": "register", "model": "hooked", "seed": 2},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := server.Fixture(ctx, mlflowtest.Op{"op": "set_alias", "model": "hooked", "alias": "champion", "version": moved[0].Version}); err != nil {
-		t.Fatal(err)
-	}
+	register(t, mlflowtest.Op{"op": "set_alias", "model": "hooked", "alias": "champion", "version": moved[0].Version})
 	aliasMoved := time.Now()
-	testenv.Eventually(t, 6*time.Minute, "v2 Ready", readyOn(t, md, moved[0].Version))
+	waitReady(t, md, moved[0].Version, "v2 Ready")
 	t.Logf("MEASURED alias moved -> Ready on v2 (webhook, build, candidate, smoke test, rolling update): %s", time.Since(aliasMoved).Round(time.Second))
 	w.Stop()
 	<-watchDone
@@ -239,16 +201,7 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 // newMD is a ModelDeployment of model on the stack, following ref.
 func newMD(t *testing.T, ns, name string, ref v1alpha1.ModelReference, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.ModelDeployment {
 	t.Helper()
-	md := &v1alpha1.ModelDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: v1alpha1.ModelDeploymentSpec{
-			Model:   ref,
-			MLflow:  v1alpha1.MLflowConnection{TrackingURI: server.URL, PollInterval: &metav1.Duration{Duration: 5 * time.Second}},
-			Image:   v1alpha1.ImageSpec{Repository: reg.Host + "/models/" + name, BaseImage: base, InsecureRegistry: true},
-			Serving: v1alpha1.ServingSpec{Port: int32(pn.Port)},
-			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
-		},
-	}
+	md := st.ModelDeployment(ns, name, ref, 5*time.Second)
 	for _, m := range mutate {
 		m(md)
 	}
@@ -257,21 +210,6 @@ func newMD(t *testing.T, ns, name string, ref v1alpha1.ModelReference, mutate ..
 	}
 	t.Cleanup(func() { dump(t, md) })
 	return md
-}
-
-func readyOn(t *testing.T, md *v1alpha1.ModelDeployment, version string) func() error {
-	return func() error {
-		m := &v1alpha1.ModelDeployment{}
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m); err != nil {
-			return err
-		}
-		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Status != metav1.ConditionTrue || m.Status.Serving == nil || m.Status.Serving.Version != version {
-			return fmt.Errorf("Ready %+v serving %+v", c, m.Status.Serving)
-		}
-		*md = *m
-		return nil
-	}
 }
 
 func productionImage(t *testing.T, md *v1alpha1.ModelDeployment) string {
@@ -287,22 +225,15 @@ func productionImage(t *testing.T, md *v1alpha1.ModelDeployment) string {
 // fails its candidate's smoke test against the real scoring server;
 // production stays on the previous version and keeps answering.
 func TestBrokenModelNeverReachesProduction(t *testing.T) {
-	ctx := context.Background()
-	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "fragile", "seed": 1, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := register(t, mlflowtest.Op{"op": "register", "model": "fragile", "seed": 1, "alias": "champion"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "fragile", v1alpha1.ModelReference{Name: "fragile", Alias: "champion"})
-	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
+	waitReady(t, md, res[0].Version, "v1 Ready")
 	good := md.Status.Serving.Image
 
-	broken, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "fragile", "kind": "raises", "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	broken := register(t, mlflowtest.Op{"op": "register", "model": "fragile", "kind": "raises", "alias": "champion"})
 	testenv.Eventually(t, 6*time.Minute, "broken version refused", func() error {
-		m := &v1alpha1.ModelDeployment{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), m); err != nil {
+		m, err := getMD(md)
+		if err != nil {
 			return err
 		}
 		if len(m.Status.FailedVersions) == 0 || m.Status.FailedVersions[0].Version != broken[0].Version || m.Status.FailedVersions[0].Reason != "SmokeTestFailed" {
@@ -313,19 +244,17 @@ func TestBrokenModelNeverReachesProduction(t *testing.T) {
 	if img := productionImage(t, md); img != good {
 		t.Errorf("production runs %s, want the good %s", img, good)
 	}
-	// Production still answers.
-	pods := &corev1.PodList{}
-	if err := k8s.List(ctx, pods, client.InNamespace(md.Namespace), client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil || len(pods.Items) == 0 {
-		t.Fatalf("no production pods: %v", err)
+	// Production still answers, with the good version's predictions.
+	pods := productionPods(t, md)[good]
+	if len(pods) == 0 {
+		t.Fatal("no running production pod of the good version")
 	}
-	body := `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}}`
-	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", pods.Items[0].Status.PodIP, pn.Port), "application/json", bytes.NewReader([]byte(body)))
+	got, err := predict(pods[0].Status.PodIP)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("production does not answer: %v", err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("production answered HTTP %d", resp.StatusCode)
+	if want := jsonInts(res[0].Predictions); got != want {
+		t.Errorf("production predicts %s, want %s", got, want)
 	}
 }
 
@@ -334,12 +263,9 @@ func TestBrokenModelNeverReachesProduction(t *testing.T) {
 // ModelDeployment: the real garbage collector removes everything it owned.
 func TestStageFollowingAndGarbageCollection(t *testing.T) {
 	ctx := context.Background()
-	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "staged", "seed": 1, "stage": "Production"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := register(t, mlflowtest.Op{"op": "register", "model": "staged", "seed": 1, "stage": "Production"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "staged", v1alpha1.ModelReference{Name: "staged", Stage: "Production"})
-	testenv.Eventually(t, 6*time.Minute, "Production v1 Ready", readyOn(t, md, res[0].Version))
+	waitReady(t, md, res[0].Version, "Production v1 Ready")
 
 	if err := k8s.Delete(ctx, md); err != nil {
 		t.Fatal(err)

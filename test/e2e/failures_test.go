@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,92 +18,23 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/test/testenv"
 )
 
-const irisRows = `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
-
-// predict sends three iris rows to the pod IP through the pod network
-// stand-in and returns the predictions, as compact JSON.
-func predict(ip string) (string, error) {
-	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", ip, pn.Port), "application/json", bytes.NewReader([]byte(irisRows)))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, data)
-	}
-	var answer struct {
-		Predictions any `json:"predictions"`
-	}
-	if err := json.Unmarshal(data, &answer); err != nil || answer.Predictions == nil {
-		return "", fmt.Errorf("no predictions (%v): %s", err, data)
-	}
-	compact, _ := json.Marshal(answer.Predictions)
-	return string(compact), nil
-}
-
-// productionPods are the running pods of the production Deployment, by
-// image.
-func productionPods(t *testing.T, md *v1alpha1.ModelDeployment) map[string][]corev1.Pod {
-	t.Helper()
-	pods := &corev1.PodList{}
-	if err := k8s.List(context.Background(), pods, client.InNamespace(md.Namespace),
-		client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]corev1.Pod{}
-	for _, p := range pods.Items {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-			out[p.Spec.Containers[0].Image] = append(out[p.Spec.Containers[0].Image], p)
-		}
-	}
-	return out
-}
-
-func getMD(md *v1alpha1.ModelDeployment) (*v1alpha1.ModelDeployment, error) {
-	m := &v1alpha1.ModelDeployment{}
-	return m, k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m)
-}
-
-// eventCount counts the namespace's events with reason about the object.
-func eventCount(t *testing.T, ns, object, reason string) int {
-	t.Helper()
-	events := &corev1.EventList{}
-	if err := k8s.List(context.Background(), events, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range events.Items {
-		if e.InvolvedObject.Name == object && e.Reason == reason {
-			n += int(max(e.Count, 1))
-		}
-	}
-	return n
-}
-
 // TestCrashingVersionRollsBack: version 2 passes its smoke test, is
 // promoted, and its production pods crash (kwok's crash stage, chosen by a
 // label in spec.serving.podLabels that names version 2). The operator rolls
 // back to version 1 on its own, which keeps serving and answering.
 func TestCrashingVersionRollsBack(t *testing.T) {
 	ctx := context.Background()
-	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 1, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := register(t, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 1, "alias": "champion"})
 	v1, _ := strconv.Atoi(res[0].Version)
 	crashVersion := strconv.Itoa(v1 + 1)
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "crashy", v1alpha1.ModelReference{Name: "crashy", Alias: "champion"},
 		func(md *v1alpha1.ModelDeployment) {
 			md.Spec.Serving.PodLabels = map[string]string{cluster.CrashVersionLabel: crashVersion}
 		})
-	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
+	waitReady(t, md, res[0].Version, "v1 Ready")
 	good := md.Status.Serving.Image
 
-	bad, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 2, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bad := register(t, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 2, "alias": "champion"})
 	if bad[0].Version != crashVersion {
 		t.Fatalf("registered version %s, the crash label names %s", bad[0].Version, crashVersion)
 	}
@@ -164,11 +90,6 @@ func TestCrashingVersionRollsBack(t *testing.T) {
 	}
 }
 
-func jsonInts(v []int) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
 // TestOperatorKilledMidBuildAndMidRollout kills the operator binary with
 // SIGKILL twice: while it is pushing version 1's model layer (seen in the
 // registry's upload area), and while version 2 rolls out (status.promoting
@@ -179,10 +100,7 @@ func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
 	ctx := context.Background()
 	// 150 MiB of incompressible data: the push takes long enough to be
 	// caught in the middle.
-	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 150 << 20, "seed": 1, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := register(t, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 150 << 20, "seed": 1, "alias": "champion"})
 	repo := "models/sturdy"
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "sturdy", v1alpha1.ModelReference{Name: "sturdy", Alias: "champion"})
 	t.Cleanup(func() {
@@ -207,14 +125,11 @@ func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
 	if err := st.StartOperator(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 6*time.Minute, "v1 Ready after the restart", readyOn(t, md, res[0].Version))
+	waitReady(t, md, res[0].Version, "v1 Ready after the restart")
 	v1Image := md.Status.Serving.Image
 
 	// Version 2, small; killed while its rolling update runs.
-	moved, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 1 << 20, "seed": 2, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	moved := register(t, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 1 << 20, "seed": 2, "alias": "champion"})
 	testenv.Eventually(t, 6*time.Minute, "v2 promoted, rolling out", func() error {
 		m, err := getMD(md)
 		if err != nil {
@@ -245,7 +160,7 @@ func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
 	if err := st.StartOperator(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 6*time.Minute, "v2 Ready after the restart", readyOn(t, md, moved[0].Version))
+	waitReady(t, md, moved[0].Version, "v2 Ready after the restart")
 
 	// One image per version, nothing pushed twice.
 	if got := reg.Manifests(repo); len(got) != 2 {
@@ -283,12 +198,9 @@ func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
 // resolves again and promotes the next version.
 func TestMLflowOutageLeavesServingAlone(t *testing.T) {
 	ctx := context.Background()
-	res, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "outage", "seed": 1, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := register(t, mlflowtest.Op{"op": "register", "model": "outage", "seed": 1, "alias": "champion"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "outage", v1alpha1.ModelReference{Name: "outage", Alias: "champion"})
-	testenv.Eventually(t, 6*time.Minute, "v1 Ready", readyOn(t, md, res[0].Version))
+	waitReady(t, md, res[0].Version, "v1 Ready")
 	before := &appsv1.Deployment{}
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), before); err != nil {
 		t.Fatal(err)
@@ -360,9 +272,6 @@ func TestMLflowOutageLeavesServingAlone(t *testing.T) {
 		}
 		return nil
 	})
-	next, err := server.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "outage", "seed": 2, "alias": "champion"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 6*time.Minute, "v2 Ready after the outage", readyOn(t, md, next[0].Version))
+	next := register(t, mlflowtest.Op{"op": "register", "model": "outage", "seed": 2, "alias": "champion"})
+	waitReady(t, md, next[0].Version, "v2 Ready after the outage")
 }

@@ -12,12 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,16 +30,11 @@ func PythonEnv() (string, error) {
 	if dir := os.Getenv("MLFLOW_PYTHON_ENV"); dir != "" {
 		return dir, nil
 	}
-	out, err := exec.Command(filepath.Join(repoRoot(), "hack", "python-env.sh"), "--print-dir").Output()
+	out, err := exec.Command(filepath.Join(procs.RepoRoot(), "hack", "python-env.sh"), "--print-dir").Output()
 	if err != nil {
 		return "", fmt.Errorf("hack/python-env.sh --print-dir: %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
 // Options of a server.
@@ -88,7 +81,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -98,15 +91,6 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Restart starts the server again after Stop, on the same port with the same
@@ -255,7 +239,7 @@ func (s *Server) Fixture(ctx context.Context, ops ...Op) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(s.py, "bin", "python"), filepath.Join(repoRoot(), "test", "mlflowtest", "fixture.py"))
+	cmd := exec.CommandContext(ctx, filepath.Join(s.py, "bin", "python"), filepath.Join(procs.RepoRoot(), "test", "mlflowtest", "fixture.py"))
 	cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI="+s.URL, "PYTHONUNBUFFERED=1")
 	if s.opts.BasicAuth {
 		cmd.Env = append(cmd.Env, "MLFLOW_TRACKING_USERNAME="+AdminUser, "MLFLOW_TRACKING_PASSWORD="+AdminPassword)

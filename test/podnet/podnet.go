@@ -171,13 +171,11 @@ func (p *PodNet) startServer(image string, s *modelServer) {
 		s.err = err
 		return
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := procs.FreePort()
 	if err != nil {
 		s.err = err
 		return
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	cmd := exec.Command(filepath.Join(p.Python, "bin", "mlflow"), "models", "serve", "-m", filepath.Join(dir, "opt", "ml", "model"),
 		"-h", "127.0.0.1", "-p", strconv.Itoa(port), "--env-manager", "local")
 	// mlflow starts uvicorn by name: the environment's bin must be on PATH.

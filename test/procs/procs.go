@@ -1,6 +1,7 @@
 // Package procs holds what the test harnesses share to run servers as child
-// processes: a goroutine-safe output buffer, and starting and stopping a
-// process with its whole process group.
+// processes: a goroutine-safe output buffer, starting and stopping a process
+// with its whole process group, a free port to give it, and the repository's
+// folder.
 package procs
 
 import (

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/controllers"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
 	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/procs"
 	"github.com/mlflow-operator/mlflow-operator/test/testenv"
 )
 
@@ -116,7 +116,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	port, err := freePort()
+	port, err := procs.FreePort()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -141,15 +141,6 @@ func run(m *testing.M) int {
 	cancel()
 	<-done
 	return code
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func namespace(t *testing.T) string { return testenv.Namespace(t, k8s, "registry") }

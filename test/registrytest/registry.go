@@ -5,7 +5,6 @@ package registrytest
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,12 +40,11 @@ func Start(o Options) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	host := l.Addr().String()
-	l.Close()
+	host := fmt.Sprintf("127.0.0.1:%d", port)
 	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
 		filepath.Join(dir, "data"), host)
 	if o.User != "" {

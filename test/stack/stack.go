@@ -8,11 +8,9 @@ package stack
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"go.uber.org/zap/zapcore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -52,20 +51,6 @@ type Stack struct {
 
 	operatorArgs []string
 	earlierLogs  string
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start starts the stack in dir (a new temporary folder when empty);
@@ -101,7 +86,7 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 	done := step("building the operator binary")
 	manager := filepath.Join(dir, "manager")
 	build := exec.Command("go", "build", "-o", manager, "./cmd")
-	build.Dir = repoRoot()
+	build.Dir = procs.RepoRoot()
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build the operator: %v\n%s", err, out)
 	}
@@ -135,7 +120,7 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -144,12 +129,12 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 	}
 
 	done = step("installing the ModelDeployment CRD")
-	bin, err := exec.Command(filepath.Join(repoRoot(), "hack", "controlplane.sh"), "--print-dir").Output()
+	bin, err := exec.Command(filepath.Join(procs.RepoRoot(), "hack", "controlplane.sh"), "--print-dir").Output()
 	if err != nil {
 		return nil, err
 	}
 	s.Kubectl = filepath.Join(strings.TrimSpace(string(bin)), "kubectl")
-	if out, err := s.KubectlRun("apply", "--server-side", "-f", filepath.Join(repoRoot(), "config", "crd", "bases")); err != nil {
+	if out, err := s.KubectlRun("apply", "--server-side", "-f", filepath.Join(procs.RepoRoot(), "config", "crd", "bases")); err != nil {
 		return nil, fmt.Errorf("install the CRD: %v\n%s", err, out)
 	}
 	if out, err := s.KubectlRun("wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.serving.mlflow-operator.io"); err != nil {
@@ -162,7 +147,7 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 	if err := os.WriteFile(secretFile, []byte(WebhookSecret), 0o600); err != nil {
 		return nil, err
 	}
-	webhookPort, err := freePort()
+	webhookPort, err := procs.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +165,23 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 	done()
 	ok = true
 	return s, nil
+}
+
+// ModelDeployment is a ModelDeployment that works on this stack: its MLflow,
+// an image repository models/<name> in its registry on its base image, the
+// port the pod network stand-in answers on, and a smoke test timeout that
+// leaves room for `mlflow models serve` to start cold.
+func (s *Stack) ModelDeployment(namespace, name string, ref v1alpha1.ModelReference, poll time.Duration) *v1alpha1.ModelDeployment {
+	return &v1alpha1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: v1alpha1.ModelDeploymentSpec{
+			Model:   ref,
+			MLflow:  v1alpha1.MLflowConnection{TrackingURI: s.MLflow.URL, PollInterval: &metav1.Duration{Duration: poll}},
+			Image:   v1alpha1.ImageSpec{Repository: s.Registry.Host + "/models/" + name, BaseImage: s.BaseImage, InsecureRegistry: true},
+			Serving: v1alpha1.ServingSpec{Port: int32(s.PodNet.Port)},
+			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
+		},
+	}
 }
 
 // StartOperator starts the operator binary (again, after KillOperator). The

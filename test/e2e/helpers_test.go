@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
+	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+)
+
+// register runs fixture operations on the MLflow server (see fixture.py).
+func register(t *testing.T, ops ...mlflowtest.Op) []mlflowtest.Result {
+	t.Helper()
+	res, err := server.Fixture(context.Background(), ops...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// waitReady waits until md is Ready on version and loads it into md.
+func waitReady(t *testing.T, md *v1alpha1.ModelDeployment, version, what string) {
+	t.Helper()
+	testenv.Eventually(t, 6*time.Minute, what, func() error {
+		m, err := getMD(md)
+		if err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue || m.Status.Serving == nil || m.Status.Serving.Version != version {
+			return fmt.Errorf("Ready %+v serving %+v", c, m.Status.Serving)
+		}
+		*md = *m
+		return nil
+	})
+}
+
+const irisRows = `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
+
+// predict sends three iris rows to the pod IP through the pod network
+// stand-in and returns the predictions, as compact JSON.
+func predict(ip string) (string, error) {
+	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", ip, pn.Port), "application/json", bytes.NewReader([]byte(irisRows)))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, data)
+	}
+	var answer struct {
+		Predictions any `json:"predictions"`
+	}
+	if err := json.Unmarshal(data, &answer); err != nil || answer.Predictions == nil {
+		return "", fmt.Errorf("no predictions (%v): %s", err, data)
+	}
+	compact, _ := json.Marshal(answer.Predictions)
+	return string(compact), nil
+}
+
+// productionPods are the running pods of the production Deployment, by
+// image.
+func productionPods(t *testing.T, md *v1alpha1.ModelDeployment) map[string][]corev1.Pod {
+	t.Helper()
+	pods := &corev1.PodList{}
+	if err := k8s.List(context.Background(), pods, client.InNamespace(md.Namespace),
+		client.MatchingLabels{v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]corev1.Pod{}
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out[p.Spec.Containers[0].Image] = append(out[p.Spec.Containers[0].Image], p)
+		}
+	}
+	return out
+}
+
+func getMD(md *v1alpha1.ModelDeployment) (*v1alpha1.ModelDeployment, error) {
+	m := &v1alpha1.ModelDeployment{}
+	return m, k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m)
+}
+
+// eventCount counts the namespace's events with reason about the object.
+func eventCount(t *testing.T, ns, object, reason string) int {
+	t.Helper()
+	events := &corev1.EventList{}
+	if err := k8s.List(context.Background(), events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events.Items {
+		if e.InvolvedObject.Name == object && e.Reason == reason {
+			n += int(max(e.Count, 1))
+		}
+	}
+	return n
+}
+
+func jsonInts(v []int) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
