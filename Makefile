@@ -68,9 +68,15 @@ pythonenv: ## Create the pinned Python environment with MLflow and scikit-learn 
 registry: ## Install Debian's docker-registry (the CNCF distribution server) when missing.
 	hack/registry.sh
 
+# Unit tests: every package's own tests; they need nothing built and run
+# with the race detector. The other packages are suites on real parts.
+UNIT_PKGS = ./api/... ./internal/... ./test/config/argocd/...
+SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /internal/ -e /api/ -e /test/config/argocd)
+
 .PHONY: test
 test: manifests generate fmt vet controlplane pythonenv registry ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
-	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test $$(go list ./... | grep -v /test/e2e) $(GOTESTFLAGS)
+	go test -race $(UNIT_PKGS) $(GOTESTFLAGS)
+	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test $(SUITE_PKGS) $(GOTESTFLAGS)
 	$(E2E_TEST)
 
 # The end-to-end suite runs on its own after the others: it starts a whole
@@ -84,8 +90,8 @@ test-e2e: manifests controlplane pythonenv registry ## Only the end-to-end suite
 	$(E2E_TEST)
 
 .PHONY: test-unit
-test-unit: ## Run the pure unit tests (no control plane, no MLflow server).
-	go test ./internal/resources/... ./internal/rollout/... ./test/health/... $(GOTESTFLAGS)
+test-unit: ## Run every package's unit tests with the race detector (no control plane, no MLflow server, nothing built).
+	go test -race $(UNIT_PKGS) $(GOTESTFLAGS)
 
 .PHONY: verify
 verify: generate manifests docs fmt ## Regenerate everything and fail when the tree changes.

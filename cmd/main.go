@@ -10,18 +10,10 @@ import (
 	"io/fs"
 	"os"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -29,7 +21,6 @@ import (
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/controllers"
-	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 )
 
 func main() {
@@ -74,24 +65,14 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	// Cache only the objects the operator owns, not every Deployment and
-	// Service of the cluster.
-	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": resources.ManagedBy})}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "mlflow-operator.serving.mlflow-operator.io",
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:                     owned,
-			&corev1.Service{}:                        owned,
-			&autoscalingv2.HorizontalPodAutoscaler{}: owned,
-			&policyv1.PodDisruptionBudget{}:          owned,
-			&networkingv1.NetworkPolicy{}:            owned,
-			// The serving pods carry the same label.
-			&corev1.Pod{}: owned,
-		}},
+		// Only the objects the operator owns are cached.
+		Cache: controllers.CacheOptions(),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")

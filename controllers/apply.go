@@ -15,14 +15,34 @@ const FieldOwner = "mlflow-operator"
 // apply server-side applies obj (a typed object with its TypeMeta set) under
 // the operator's field manager, taking over fields another manager changed:
 // that is how drift is corrected. Fields the operator does not set are left
-// to their owners.
-func apply(ctx context.Context, c client.Client, obj runtime.Object, manager string) error {
+// to their owners. It returns the object as the API server answered.
+func apply(ctx context.Context, c client.Client, obj runtime.Object, manager string) (*unstructured.Unstructured, error) {
 	u, err := toApplyObject(obj)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return u, send(ctx, c, u, manager)
+}
+
+// applyPartial applies only the fields obj sets that are not zero, under
+// manager: obj names an existing object and carries the few fields manager
+// owns. It returns the object as the API server answered.
+func applyPartial(ctx context.Context, c client.Client, obj runtime.Object, manager string) (*unstructured.Unstructured, error) {
+	u, err := toApplyObject(obj)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []string{"selector", "strategy", "template"} {
+		unstructured.RemoveNestedField(u.Object, "spec", f)
+	}
+	return u, send(ctx, c, u, manager)
+}
+
+// send applies u; the API server's answer replaces u's content.
+func send(ctx context.Context, c client.Client, u *unstructured.Unstructured, manager string) error {
+	kind, name := u.GetKind(), u.GetName()
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(manager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("failed to apply %s %s: %w", u.GetKind(), u.GetName(), err)
+		return fmt.Errorf("failed to apply %s %s: %w", kind, name, err)
 	}
 	return nil
 }
@@ -40,21 +60,4 @@ func toApplyObject(obj runtime.Object) (*unstructured.Unstructured, error) {
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
 	return u, nil
-}
-
-// applyPartial applies only the fields obj sets that are not zero, under
-// manager: obj names an existing object and carries the few fields manager
-// owns.
-func applyPartial(ctx context.Context, c client.Client, obj runtime.Object, manager string) error {
-	u, err := toApplyObject(obj)
-	if err != nil {
-		return err
-	}
-	for _, f := range []string{"selector", "strategy", "template"} {
-		unstructured.RemoveNestedField(u.Object, "spec", f)
-	}
-	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(manager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("failed to apply %s %s: %w", u.GetKind(), u.GetName(), err)
-	}
-	return nil
 }

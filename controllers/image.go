@@ -9,15 +9,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
+	"github.com/mlflow-operator/mlflow-operator/internal/builds"
+	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
+	"github.com/mlflow-operator/mlflow-operator/internal/status"
 )
 
 // buildPollInterval is how often a running build is looked at again.
 const buildPollInterval = 5 * time.Second
 
-// buildImage makes sure the target version has an image. Whether and when it
-// reaches production is the rollout step's decision.
-func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (bool, error) {
+// reconcileImage makes sure the target version has an image: reused from
+// the registry, or built and pushed off the reconcile workers. Whether and
+// when it reaches production is the rollout step's decision.
+func (r *ModelDeploymentReconciler) reconcileImage(ctx context.Context, s *scope) (bool, error) {
 	md := s.md
 	target := md.Status.Target
 	if target == nil {
@@ -28,10 +31,10 @@ func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (b
 		if r.Images == nil {
 			msg := "this operator build has no image builder"
 			setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionFalse, v1alpha1.ReasonBuilderMissing, msg)
-			s.fail(rollout.Outcome{Stalled: true, Reason: v1alpha1.ReasonBuilderMissing, Message: msg})
+			s.fail(status.Outcome{Stalled: true, Reason: v1alpha1.ReasonBuilderMissing, Message: msg})
 			return true, nil
 		}
-		res, err := r.Images.Image(ctx, md, ModelVersion{Version: target.Version, RunID: target.RunID, Source: target.Source})
+		res, err := r.Images.Image(ctx, md, resolver.ModelVersion{Version: target.Version, RunID: target.RunID, Source: target.Source})
 		setDependencies(md, res.Dependencies)
 		if !res.RetryAt.IsZero() {
 			s.requeue(res.RetryAt.Sub(s.now))
@@ -40,9 +43,9 @@ func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (b
 			reason, terminal := reasonOf(err, v1alpha1.ReasonBuildFailed)
 			msg := fmt.Sprintf("image of version %s: %v", target.Version, err)
 			if setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionFalse, reason, msg) {
-				r.event(md, corev1.EventTypeWarning, reason, "Build", msg)
+				r.event(md, corev1.EventTypeWarning, reason, v1alpha1.ActionBuild, msg)
 			}
-			s.fail(rollout.Outcome{Stalled: terminal, Reason: reason, Message: msg})
+			s.fail(status.Outcome{Stalled: terminal, Reason: reason, Message: msg})
 			return true, nil
 		}
 		if res.Image == "" {
@@ -56,7 +59,7 @@ func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (b
 			return true, nil
 		}
 		target.Image = res.Image
-		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonPushed, "Build",
+		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonPushed, v1alpha1.ActionBuild,
 			fmt.Sprintf("image of version %s is %s", target.Version, res.Image))
 	}
 	setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonPushed,
@@ -64,14 +67,17 @@ func (r *ModelDeploymentReconciler) buildImage(ctx context.Context, s *scope) (b
 	return true, nil
 }
 
-// setDependencies records the dependency check, when one ran.
-func setDependencies(md *v1alpha1.ModelDeployment, d *DependencyStatus) {
+// setDependencies records the dependency check's verdict, when one came.
+func setDependencies(md *v1alpha1.ModelDeployment, d *builds.Dependencies) {
 	if d == nil {
 		return
 	}
-	status := metav1.ConditionTrue
-	if !d.Satisfied {
-		status = metav1.ConditionFalse
+	st, reason := metav1.ConditionTrue, v1alpha1.ReasonDependenciesSatisfied
+	switch {
+	case d.Skipped:
+		reason = v1alpha1.ReasonDependencyCheckSkipped
+	case !d.Satisfied:
+		st, reason = metav1.ConditionFalse, v1alpha1.ReasonDependenciesNotSatisfied
 	}
-	setCondition(md, v1alpha1.ConditionDependenciesSatisfied, status, d.Reason, d.Message)
+	setCondition(md, v1alpha1.ConditionDependenciesSatisfied, st, reason, d.Message)
 }

@@ -2,64 +2,45 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/builds"
+	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 )
 
-// ModelVersion is a registered model version the reference resolved to.
-type ModelVersion struct {
-	Version string
-	RunID   string
-	Source  string
-	// AnsweredAt is when the registry gave this answer: earlier than the
-	// call when the answer was shared from another object's poll. Zero
-	// means now.
-	AnsweredAt time.Time
-}
+// The reconciler's view of the outside world. internal/resolver,
+// internal/builds and internal/smoketest implement these; tests of the
+// Kubernetes side give their own.
 
 // Resolver tells which model version a ModelDeployment's model reference
-// (alias, stage or version) means now. The MLflow registry client implements
-// it.
+// (alias, stage or version) means now.
 type Resolver interface {
-	Resolve(ctx context.Context, md *v1alpha1.ModelDeployment) (ModelVersion, error)
+	Resolve(ctx context.Context, md *v1alpha1.ModelDeployment) (resolver.ModelVersion, error)
 }
 
-// ImageResult is the state of the image for one model version.
-type ImageResult struct {
-	// Image is the pushed image by digest (repository@sha256:...), empty
-	// while it is being built.
-	Image string
-	// Message says, for a person, what is happening (e.g. "building").
-	Message string
-	// Dependencies is the dependency check's result, when one ran.
-	Dependencies *DependencyStatus
-	// RetryAt is when a failed build is tried again.
-	RetryAt time.Time
-}
-
-// ImageProvider gives the image that serves a model version. The image
-// builder implements it: it starts a build when there is none and answers
-// without blocking.
+// ImageProvider gives the image that serves a model version. It starts a
+// build when there is none and answers without blocking.
 type ImageProvider interface {
-	Image(ctx context.Context, md *v1alpha1.ModelDeployment, v ModelVersion) (ImageResult, error)
+	Image(ctx context.Context, md *v1alpha1.ModelDeployment, v resolver.ModelVersion) (builds.Result, error)
+	// Forget drops what is known about a deleted ModelDeployment and stops
+	// its build.
+	Forget(key types.NamespacedName)
 }
 
-// ReasonedError is an error that knows the condition reason it stands for,
-// e.g. AliasNotFound or MLflowUnreachable.
-type ReasonedError interface {
-	error
-	Reason() string
-	// Terminal tells that retrying without a change will not help.
-	Terminal() bool
+// ExampleSource gives the request a model version answers in its smoke
+// test: the model's own serving_input_example.json.
+type ExampleSource interface {
+	// Example returns the example, or nil when the model has none.
+	Example(ctx context.Context, md *v1alpha1.ModelDeployment, version string) ([]byte, error)
 }
 
-// reasonOf is the condition reason of err, or fallback.
-func reasonOf(err error, fallback string) (reason string, terminal bool) {
-	var re ReasonedError
-	if errors.As(err, &re) {
-		return re.Reason(), re.Terminal()
-	}
-	return fallback, false
+// SmokeTester sends a smoke test request to a candidate pod.
+type SmokeTester interface {
+	// Test POSTs body to path on the pod's serving port and returns nil
+	// when it answers 2xx JSON with predictions.
+	Test(ctx context.Context, pod *corev1.Pod, port int32, path string, body []byte, timeout time.Duration) error
 }

@@ -1,11 +1,13 @@
-// Package controllers holds the ModelDeployment reconciler: a short skeleton
-// (this file) running an ordered list of steps, one file per step.
+// Package controllers holds the ModelDeployment reconciler and its wiring: a
+// short skeleton (this file) that runs an ordered list of steps, one file per
+// step, and Setup. The adapters it drives (MLflow resolution, image builds,
+// webhooks, smoke tests) live under internal/; docs/development.md draws the
+// flow and the package rules.
 package controllers
 
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -15,9 +17,12 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,7 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
+	"github.com/mlflow-operator/mlflow-operator/internal/status"
 )
 
 // ModelDeploymentReconciler reconciles ModelDeployments.
@@ -55,16 +60,16 @@ type ModelDeploymentReconciler struct {
 	OperatorPeer *networkingv1.NetworkPolicyPeer
 
 	// Examples gives a model version's smoke test request; SmokeTester sends
-	// it (HTTPSmokeTester when nil).
+	// it (smoketest.HTTP when nil).
 	Examples    ExampleSource
 	SmokeTester SmokeTester
 
 	// Triggers, when set, makes the ModelDeployments sent on it reconcile
-	// now (MLflow webhooks).
+	// now (MLflow webhooks, finished builds).
 	Triggers <-chan event.GenericEvent
 
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock; the real one when nil.
+	Clock clock.PassiveClock
 	// MaxConcurrentReconciles; 1 when zero.
 	MaxConcurrentReconciles int
 }
@@ -76,31 +81,36 @@ type scope struct {
 	now time.Time
 	log logr.Logger
 
-	// image is what the workload runs: the target's image once it is built,
-	// otherwise the image already serving.
+	// w is the production and candidate Deployments and their pods, read
+	// once per pass (readWorkloads); applyServingObjects replaces the
+	// production Deployment with the API server's answer to its apply.
+	w *workloads
+
+	// image is what the production Deployment runs: the version being
+	// promoted, else the one serving.
 	image   string
 	version string
 
 	// problem is the first step failure; waiting the first step still under
 	// way. Together they make the summary conditions.
-	problem *rollout.Outcome
-	waiting *rollout.Outcome
+	problem *status.Outcome
+	waiting *status.Outcome
 	// requeueAfter is the shortest wait any step asked for.
 	requeueAfter time.Duration
 	// base is the object as last read or written, for the status patch.
 	base *v1alpha1.ModelDeployment
 }
 
-func (s *scope) fail(o rollout.Outcome) {
+func (s *scope) fail(o status.Outcome) {
 	if s.problem == nil {
 		o.Failing = !o.Stalled
 		s.problem = &o
 	}
 }
 
-func (s *scope) wait(reason, message string) {
+func (s *scope) wait(reason v1alpha1.Reason, message string) {
 	if s.waiting == nil {
-		s.waiting = &rollout.Outcome{Reason: reason, Message: message}
+		s.waiting = &status.Outcome{Reason: reason, Message: message}
 	}
 }
 
@@ -123,12 +133,14 @@ type stepFunc func(ctx context.Context, s *scope) (next bool, err error)
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile moves one ModelDeployment towards its spec: resolve the version,
-// get its image, apply the serving objects, observe the rollout. The status
-// is patched once, at the end, whatever happened.
+// get its image, read the workloads, decide and act on the rollout, apply
+// the serving objects, observe them. The status is patched once, at the end,
+// whatever happened.
 func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	md := &v1alpha1.ModelDeployment{}
 	reader := r.APIReader
@@ -136,17 +148,20 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		reader = r.Client
 	}
 	if err := reader.Get(ctx, req.NamespacedName, md); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !md.DeletionTimestamp.IsZero() {
 		// The owned objects carry controller owner references: the garbage
-		// collector removes them.
+		// collector removes them. A build of the object stops now.
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("modelDeployment", klog.KObj(md))
 	if md.Spec.Suspend {
-		log.V(1).Info("Suspended, nothing reconciled")
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.suspended(ctx, md, log)
 	}
 
 	s := &scope{md: md, now: r.now(), log: log, base: md.DeepCopy()}
@@ -164,10 +179,15 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}()
 
-	// The order of ARCHITECTURE.md's reconcile flow: resolve, build, then the
-	// rollout decision (verify a candidate, promote, follow, roll back and
-	// remember), apply the production objects, observe them.
-	for _, step := range []stepFunc{r.resolve, r.buildImage, r.rollout, r.promote, r.observe} {
+	// The reconcile flow of docs/development.md.
+	for _, step := range []stepFunc{
+		r.reconcileVersion,    // MLflow: which version the reference means now
+		r.reconcileImage,      // that version's image: reuse, or build and push
+		r.readWorkloads,       // the production and candidate Deployments and pods, once
+		r.reconcileRollout,    // candidate, smoke test, promotion, completion, rollback
+		r.applyServingObjects, // Deployment, Service, HPA, PDB, NetworkPolicy
+		r.observeServing,      // replicas, RolledOut, what is on its way
+	} {
 		next, err := step(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -177,6 +197,35 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// suspended records in status that reconciliation is suspended: nothing is
+// polled, built or changed until spec.suspend is unset.
+func (r *ModelDeploymentReconciler) suspended(ctx context.Context, md *v1alpha1.ModelDeployment, log logr.Logger) error {
+	base := md.DeepCopy()
+	msg := "reconciliation is suspended (spec.suspend): MLflow is not polled, nothing is built, and the serving objects are left as they are"
+	if sv := md.Status.Serving; sv != nil && sv.Version != "" {
+		msg += fmt.Sprintf("; version %s was serving when last observed", sv.Version)
+	}
+	ready := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != string(v1alpha1.ReasonSuspended) {
+		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonSuspended, v1alpha1.ActionSuspend, msg)
+		log.Info("Suspended: nothing reconciled until spec.suspend is unset")
+	}
+	// status.observedGeneration stays: a spec change made while suspended
+	// is not handled until reconciliation resumes.
+	status.SetSuspended(&md.Status.Conditions, md.Generation, msg)
+	if err := r.Status().Patch(ctx, md, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// forget stops the work the operator holds in memory for a deleted object.
+func (r *ModelDeploymentReconciler) forget(key types.NamespacedName) {
+	if r.Images != nil {
+		r.Images.Forget(key)
+	}
 }
 
 // persist writes the status now, before a step changes the cluster on its
@@ -194,50 +243,38 @@ func (r *ModelDeploymentReconciler) persist(ctx context.Context, s *scope) error
 // and marks the generation handled.
 func (r *ModelDeploymentReconciler) summarize(s *scope) {
 	md := s.md
-	var o rollout.Outcome
+	var o status.Outcome
 	switch {
 	case s.problem != nil:
 		o = *s.problem
 	case s.waiting != nil:
 		o = *s.waiting
 	default:
-		o = rollout.Outcome{Ready: true, Reason: v1alpha1.ReasonSucceeded,
+		o = status.Outcome{Ready: true, Reason: v1alpha1.ReasonSucceeded,
 			Message: "version " + s.version + " serves with all replicas available"}
 	}
-	rollout.SetSummary(&md.Status.Conditions, md.Generation, o)
+	status.SetSummary(&md.Status.Conditions, md.Generation, o)
 	md.Status.ObservedGeneration = md.Generation
 }
 
 func (r *ModelDeploymentReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
+	if r.Clock == nil {
+		return time.Now()
 	}
-	return time.Now()
+	return r.Clock.Now()
 }
 
-// jitter spreads polls of many objects over +-10% of the interval.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+// setCondition sets a step's condition at the object's generation and tells
+// whether its status or reason changed (a transition worth an event).
+func setCondition(md *v1alpha1.ModelDeployment, t string, st metav1.ConditionStatus, reason v1alpha1.Reason, msg string) bool {
+	return status.SetCondition(&md.Status.Conditions, md.Generation, t, st, reason, msg)
 }
 
-// NextPoll is how long until a ModelDeployment polls the registry again,
-// from when the answer it holds was given (answeredAt; zero means now): one
-// interval after it, plus r (0 <= r < 1) times a tenth of the interval, so
-// that the objects sharing one answer do not all ask at once. The first of
-// them to come finds the answer expired and asks the registry; the others,
-// within the tenth, reuse the new answer. Scheduling from the answer's time
-// rather than from the reconcile keeps a change in the registry from going
-// unseen for more than 1.1 intervals, however often events reconcile the
-// object in between.
-func NextPoll(answeredAt, now time.Time, interval time.Duration, r float64) time.Duration {
-	if answeredAt.IsZero() || answeredAt.After(now) {
-		answeredAt = now
+// event records an event when the reconciler has a recorder.
+func (r *ModelDeploymentReconciler) event(md *v1alpha1.ModelDeployment, eventType string, reason v1alpha1.Reason, action v1alpha1.EventAction, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(md, nil, eventType, string(reason), string(action), "%s", note)
 	}
-	d := answeredAt.Add(interval + time.Duration(r*0.1*float64(interval))).Sub(now)
-	if d < interval/10 {
-		d = interval / 10
-	}
-	return d
 }
 
 // podToModelDeployment maps a serving pod to its ModelDeployment.

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -22,9 +23,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/controllers"
-	"github.com/mlflow-operator/mlflow-operator/test/fixtures"
-	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
+	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/fixtures"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
 const (
@@ -44,7 +46,7 @@ func setup(t *testing.T, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.Mo
 		m(md)
 	}
 	fake.Set(client.ObjectKeyFromObject(md), answer{
-		Version: controllers.ModelVersion{Version: "1", RunID: "run1", Source: "models:/m-1"}, Image: imageV1,
+		Version: resolver.ModelVersion{Version: "1", RunID: "run1", Source: "models:/m-1"}, Image: imageV1,
 	})
 	if err := k8s.Create(context.Background(), md); err != nil {
 		t.Fatal(err)
@@ -129,12 +131,12 @@ func condition(md *v1alpha1.ModelDeployment, t string) *metav1.Condition {
 }
 
 // wantCondition checks a condition's status and reason.
-func wantCondition(md *v1alpha1.ModelDeployment, t string, status metav1.ConditionStatus, reason string) error {
+func wantCondition(md *v1alpha1.ModelDeployment, t string, status metav1.ConditionStatus, reason v1alpha1.Reason) error {
 	c := condition(md, t)
 	if c == nil {
 		return fmt.Errorf("no %s condition in %+v", t, md.Status.Conditions)
 	}
-	if c.Status != status || (reason != "" && c.Reason != reason) {
+	if c.Status != status || (reason != "" && c.Reason != string(reason)) {
 		return fmt.Errorf("%s is %s/%s (%s), want %s/%s", t, c.Status, c.Reason, c.Message, status, reason)
 	}
 	return nil
@@ -196,7 +198,7 @@ func TestOwnedObjectsCreated(t *testing.T) {
 		for _, c := range []struct {
 			t      string
 			s      metav1.ConditionStatus
-			reason string
+			reason v1alpha1.Reason
 		}{
 			{v1alpha1.ConditionModelResolved, metav1.ConditionTrue, v1alpha1.ReasonResolved},
 			{v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonPushed},
@@ -253,13 +255,13 @@ func TestOwnedObjectsCreated(t *testing.T) {
 		if err := k8s.List(ctx, list, client.InNamespace(md.Namespace)); err != nil {
 			return err
 		}
-		reasons := map[string]bool{}
+		reasons := map[v1alpha1.Reason]bool{}
 		for _, e := range list.Items {
 			if e.Regarding.Name == md.Name {
-				reasons[e.Reason] = true
+				reasons[v1alpha1.Reason(e.Reason)] = true
 			}
 		}
-		for _, r := range []string{v1alpha1.ReasonResolved, v1alpha1.ReasonPushed, v1alpha1.ReasonRolloutComplete} {
+		for _, r := range []v1alpha1.Reason{v1alpha1.ReasonResolved, v1alpha1.ReasonPushed, v1alpha1.ReasonRolloutComplete} {
 			if !reasons[r] {
 				return fmt.Errorf("no %s event among %v", r, reasons)
 			}
@@ -413,8 +415,16 @@ func TestSuspend(t *testing.T) {
 		}
 		return nil
 	})
-	if got := getMD(t, md); got.Status.ObservedGeneration == got.Generation {
+	got := getMD(t, md)
+	if got.Status.ObservedGeneration == got.Generation {
 		t.Errorf("observedGeneration %d claims a suspended generation was handled", got.Status.ObservedGeneration)
+	}
+	// The summary says it is suspended (keeping the status last observed).
+	if c := condition(got, v1alpha1.ConditionReady); c == nil || c.Reason != string(v1alpha1.ReasonSuspended) || !strings.Contains(c.Message, "suspended") {
+		t.Errorf("Ready does not say it is suspended: %+v", c)
+	}
+	if meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReconciling) != nil {
+		t.Error("Reconciling while suspended: no work is under way")
 	}
 
 	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
@@ -424,6 +434,9 @@ func TestSuspend(t *testing.T) {
 		d := getDeployment(t, md)
 		if image(d) != imageV1 || d.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort != 9191 {
 			return fmt.Errorf("image %s port %d", image(d), d.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort)
+		}
+		if c := condition(getMD(t, md), v1alpha1.ConditionReady); c == nil || c.Reason == string(v1alpha1.ReasonSuspended) {
+			return fmt.Errorf("Ready still says suspended: %+v", c)
 		}
 		return nil
 	})
@@ -438,7 +451,7 @@ func TestNewVersionReplacesServingOnlyWhenRolledOut(t *testing.T) {
 
 	// The alias moves to version 2, whose image is still being built.
 	key := client.ObjectKeyFromObject(md)
-	fake.Set(key, answer{Version: controllers.ModelVersion{Version: "2", RunID: "run2"}})
+	fake.Set(key, answer{Version: resolver.ModelVersion{Version: "2", RunID: "run2"}})
 	touch(t, md)
 	eventually(t, "building v2 while v1 serves", func() error {
 		m := getMD(t, md)
@@ -454,7 +467,7 @@ func TestNewVersionReplacesServingOnlyWhenRolledOut(t *testing.T) {
 		t.Fatalf("deployment switched to %s before v2's image existed", got)
 	}
 
-	fake.Set(key, answer{Version: controllers.ModelVersion{Version: "2", RunID: "run2"}, Image: imageV2})
+	fake.Set(key, answer{Version: resolver.ModelVersion{Version: "2", RunID: "run2"}, Image: imageV2})
 	// v2 is verified on a candidate before production sees it.
 	if got := image(getDeployment(t, md)); got != imageV1 {
 		t.Fatalf("production switched to %s before v2's candidate was Ready", got)
@@ -487,7 +500,7 @@ func TestRegistryFailureKeepsServing(t *testing.T) {
 		return wantCondition(getMD(t, md), v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})
 	key := client.ObjectKeyFromObject(md)
-	fake.Set(key, answer{Err: reasoned{Why: v1alpha1.ReasonMLflowUnreachable, Msg: "dial tcp 127.0.0.1:5000: connection refused"}})
+	fake.Set(key, answer{Err: failure.New(failure.Unreachable, failure.MLflow, "GET registered-models/alias", errors.New("dial tcp 127.0.0.1:5000: connection refused"))})
 	touch(t, md)
 	eventually(t, "condition tells MLflow is unreachable", func() error {
 		m := getMD(t, md)
@@ -510,7 +523,7 @@ func TestRegistryFailureKeepsServing(t *testing.T) {
 		t.Errorf("deployment image %s changed while MLflow is down", got)
 	}
 
-	fake.Set(key, answer{Version: controllers.ModelVersion{Version: "1", RunID: "run1"}, Image: imageV1})
+	fake.Set(key, answer{Version: resolver.ModelVersion{Version: "1", RunID: "run1"}, Image: imageV1})
 	touch(t, md)
 	eventually(t, "recovers", func() error {
 		return wantCondition(getMD(t, md), v1alpha1.ConditionReady, metav1.ConditionTrue, "")

@@ -5,34 +5,20 @@ import (
 	"fmt"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
 )
 
-// observe reads the production Deployment's real state: RolledOut, the
-// replica counts, and, once the rollout is complete, status.serving and
-// status.lastGood.
-func (r *ModelDeploymentReconciler) observe(ctx context.Context, s *scope) (bool, error) {
+// observeServing reads the production Deployment as the API server answered
+// this pass's apply: RolledOut, the replica counts, and whether the target
+// is still on its way.
+func (r *ModelDeploymentReconciler) observeServing(_ context.Context, s *scope) (bool, error) {
 	md := s.md
-	dep := &appsv1.Deployment{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: md.Namespace, Name: md.Name}, dep); err != nil {
-		if client.IgnoreNotFound(err) != nil {
-			return false, err
-		}
-		dep = nil
-	}
-	state := rollout.ObserveDeployment(dep)
+	state := rollout.ObserveDeployment(s.w.production)
 	md.Status.Replicas, md.Status.ReadyReplicas = state.Replicas, state.ReadyReplicas
 
-	if dep != nil && state.Phase == rollout.PhaseComplete && templateImage(dep) != s.image {
-		// The cache has not seen the apply yet.
-		state.Phase, state.Message = rollout.PhaseProgressing, "waiting for the Deployment to run "+s.image
-	}
 	switch state.Phase {
 	case rollout.PhaseComplete:
 		setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionTrue, v1alpha1.ReasonRolloutComplete,
@@ -55,13 +41,4 @@ func (r *ModelDeploymentReconciler) observe(ctx context.Context, s *scope) (bool
 		s.wait(v1alpha1.ReasonProgressing, fmt.Sprintf("version %s serves, version %s is on its way", s.version, t.Version))
 	}
 	return true, nil
-}
-
-func templateImage(dep *appsv1.Deployment) string {
-	for _, c := range dep.Spec.Template.Spec.Containers {
-		if c.Name == resources.ContainerName {
-			return c.Image
-		}
-	}
-	return ""
 }

@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/controllers"
-	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
 // envtest runs no controllers and no pods: these tests play the deployment
@@ -97,7 +97,7 @@ func serving(t *testing.T, srv *scoringServer, mutate ...func(*v1alpha1.ModelDep
 // moveTo makes the registry answer version v with image.
 func moveTo(t *testing.T, md *v1alpha1.ModelDeployment, v, image string) {
 	t.Helper()
-	fake.Set(client.ObjectKeyFromObject(md), answer{Version: controllers.ModelVersion{Version: v, RunID: "run" + v}, Image: image})
+	fake.Set(client.ObjectKeyFromObject(md), answer{Version: resolver.ModelVersion{Version: v, RunID: "run" + v}, Image: image})
 	touch(t, md)
 }
 
@@ -156,16 +156,16 @@ func candidateGone(md *v1alpha1.ModelDeployment) error {
 	return fmt.Errorf("candidate still there (%v)", err)
 }
 
-func events(t *testing.T, md *v1alpha1.ModelDeployment) map[string]string {
+func events(t *testing.T, md *v1alpha1.ModelDeployment) map[v1alpha1.Reason]string {
 	t.Helper()
 	list := &eventsv1.EventList{}
 	if err := k8s.List(context.Background(), list, client.InNamespace(md.Namespace)); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
+	out := map[v1alpha1.Reason]string{}
 	for _, e := range list.Items {
 		if e.Regarding.Name == md.Name {
-			out[e.Reason] = e.Type
+			out[v1alpha1.Reason(e.Reason)] = e.Type
 		}
 	}
 	return out
@@ -346,7 +346,7 @@ func promoted(t *testing.T, srv *scoringServer) *v1alpha1.ModelDeployment {
 	return md
 }
 
-func wantRolledBack(t *testing.T, md *v1alpha1.ModelDeployment, reason string) {
+func wantRolledBack(t *testing.T, md *v1alpha1.ModelDeployment, reason v1alpha1.Reason) {
 	t.Helper()
 	eventually(t, "rolled back to v1", func() error {
 		if img := image(getDeployment(t, md)); img != imageV1 {

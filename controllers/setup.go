@@ -7,15 +7,25 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/builds"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
+	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
+	"github.com/mlflow-operator/mlflow-operator/internal/resources"
+	"github.com/mlflow-operator/mlflow-operator/internal/webhook"
 )
 
 // Options wire the operator into a manager.
@@ -33,7 +43,7 @@ type Options struct {
 	// MLflowOptions are added to every MLflow client.
 	MLflowOptions []mlflow.Option
 	// Images gives the image of a model version. When nil, images are built
-	// with Builder.
+	// by a build pool with Builder.
 	Images ImageProvider
 	// Builder builds and pushes images (when Images is nil); a default one
 	// when nil.
@@ -53,24 +63,45 @@ type Options struct {
 	OperatorNamespace string
 }
 
-// Setup builds the MLflow resolver, the webhook receiver and the
-// ModelDeployment reconciler, and registers them with mgr.
+// CacheOptions are the manager's cache options the reconciler needs: only
+// the objects the operator owns are cached, not every Deployment, Service
+// and Pod of the cluster.
+func CacheOptions() cache.Options {
+	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": resources.ManagedBy})}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&appsv1.Deployment{}:                     owned,
+		&corev1.Service{}:                        owned,
+		&autoscalingv2.HorizontalPodAutoscaler{}: owned,
+		&policyv1.PodDisruptionBudget{}:          owned,
+		&networkingv1.NetworkPolicy{}:            owned,
+		// The serving pods carry the same label.
+		&corev1.Pod{}: owned,
+	}}
+}
+
+// Setup builds the MLflow resolver, the build pool, the webhook receiver and
+// the ModelDeployment reconciler, and registers them with mgr: the pool and
+// the receiver stop with it.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentReconciler, error) {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ModelDeployment{}, IndexModelName, ModelNameIndexer); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ModelDeployment{}, webhook.IndexModelName, webhook.ModelNameIndexer); err != nil {
 		return nil, fmt.Errorf("failed to index ModelDeployments by model name: %w", err)
 	}
-	resolver := &MLflowResolver{
+	res := &resolver.Resolver{
 		Reader:    mgr.GetAPIReader(),
 		Transport: o.MLflowTransport,
 		Options:   o.MLflowOptions,
+	}
+	// Forgets registry answers nobody asked for in an hour.
+	if err := mgr.Add(res); err != nil {
+		return nil, err
 	}
 	triggers := make(chan event.GenericEvent, 1024)
 	r := &ModelDeploymentReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("mlflow-operator"),
-		Resolver:                resolver,
-		Examples:                resolver,
+		Resolver:                res,
+		Examples:                res,
 		SmokeTester:             o.SmokeTester,
 		Images:                  o.Images,
 		Triggers:                triggers,
@@ -87,41 +118,30 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		if builder == nil {
 			builder = &imagebuild.Builder{TempDir: o.TempDir}
 		}
-		r.Images = &Builds{
-			Reader: mgr.GetAPIReader(), MLflow: resolver, Builder: builder, Workers: o.BuildWorkers,
+		pool := &builds.Pool{
+			Reader: mgr.GetAPIReader(), MLflow: res, Builder: builder, Workers: o.BuildWorkers,
 			TempDir: o.TempDir, Done: triggers, Keychain: o.Keychain, Log: mgr.GetLogger().WithName("builds"),
 		}
+		if err := mgr.Add(pool); err != nil {
+			return nil, err
+		}
+		r.Images = pool
 	}
 	if o.WebhookAddr != "" {
 		if len(o.WebhookSecret) == 0 {
 			return nil, fmt.Errorf("the MLflow webhook receiver needs a secret")
 		}
-		receiver := &WebhookReceiver{
+		receiver := &webhook.Receiver{
 			Addr:       o.WebhookAddr,
 			Verifier:   mlflow.NewWebhookVerifier(o.WebhookSecret, 5*time.Minute, 100000, nil),
 			Reader:     mgr.GetClient(),
-			Invalidate: resolver.Invalidate,
+			Invalidate: res.Invalidate,
 			Events:     triggers,
 			Log:        mgr.GetLogger().WithName("webhooks"),
 		}
 		if err := mgr.Add(receiver); err != nil {
 			return nil, err
 		}
-	}
-	// Forget registry answers nobody asked for in an hour.
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		t := time.NewTicker(10 * time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				resolver.Prune(time.Hour)
-			}
-		}
-	})); err != nil {
-		return nil, err
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err

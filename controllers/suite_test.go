@@ -7,14 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/mlflow-operator/mlflow-operator/controllers"
-	"github.com/mlflow-operator/mlflow-operator/test/fixtures"
-	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/fixtures"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/operator"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
 // The registry client and the image builder are not this suite's subject:
@@ -24,8 +22,6 @@ import (
 const exampleBody = fixtures.ExampleBody
 
 type answer = fixtures.Answer
-
-type reasoned = fixtures.ReasonedError
 
 var (
 	env  *testenv.Env
@@ -48,33 +44,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	mgr, err := ctrl.NewManager(operatorConfig, ctrl.Options{
-		Scheme:  scheme.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-	})
+	op, err := operator.Start(operatorConfig, operator.WithReconciler(controllers.ModelDeploymentReconciler{
+		Resolver: fake, Images: fake, Examples: fake,
+	}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	r := &controllers.ModelDeploymentReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("mlflow-operator"),
-		Resolver:  fake,
-		Images:    fake,
-		Examples:  fake,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- mgr.Start(ctx) }()
 
 	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
+	if err := op.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 	}
 	_ = env.Stop()

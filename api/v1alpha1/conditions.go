@@ -1,5 +1,9 @@
 package v1alpha1
 
+// This file is the one home of the words the operator writes into status and
+// events: condition types, condition and event reasons, event actions and
+// history outcomes. Nothing else in the code base spells them.
+
 // Condition types. Ready, Reconciling and Stalled follow the kstatus
 // conventions (Ready always present; Reconciling and Stalled only while true,
 // never both), so kubectl wait, Flux and Argo CD read them. The others are the
@@ -35,58 +39,110 @@ const (
 	ConditionRolledBack = "RolledBack"
 )
 
-// Condition reasons. Events use the same PascalCase words.
+// Reason is the CamelCase word that says why a condition has its status, or
+// why an event was recorded. Events use the same words as conditions.
+type Reason string
+
+// Summary reasons (Ready, Reconciling, Stalled).
 const (
-	ReasonSucceeded   = "Succeeded"
-	ReasonProgressing = "Progressing"
-	ReasonSuspended   = "Suspended"
-
-	// Resolution.
-	ReasonResolving          = "Resolving"
-	ReasonResolved           = "Resolved"
-	ReasonModelNotFound      = "ModelNotFound"
-	ReasonAliasNotFound      = "AliasNotFound"
-	ReasonStageEmpty         = "StageEmpty"
-	ReasonVersionNotFound    = "VersionNotFound"
-	ReasonVersionNotReady    = "VersionNotReady"
-	ReasonMLflowUnreachable  = "MLflowUnreachable"
-	ReasonMLflowUnauthorized = "MLflowUnauthorized"
-	ReasonMLflowError        = "MLflowError"
-	ReasonResolverMissing    = "ResolverMissing"
-
-	// Image.
-	ReasonBuilding       = "Building"
-	ReasonPushed         = "Pushed"
-	ReasonBuildFailed    = "BuildFailed"
-	ReasonBuilderMissing = "BuilderMissing"
-
-	// Workload.
-	ReasonApplyFailed        = "ApplyFailed"
-	ReasonRollingOut         = "RollingOut"
-	ReasonRolloutComplete    = "RolloutComplete"
-	ReasonDeploymentNotReady = "DeploymentNotReady"
-	ReasonProgressDeadline   = "ProgressDeadlineExceeded"
-	ReasonWaitingForImage    = "WaitingForImage"
-	ReasonInvalidSpec        = "InvalidSpec"
+	// ReasonSucceeded: the followed version serves with all replicas available.
+	ReasonSucceeded Reason = "Succeeded"
+	// ReasonProgressing: one version serves while the target is on its way.
+	ReasonProgressing Reason = "Progressing"
+	// ReasonSuspended: spec.suspend is set; nothing is polled, built or changed.
+	ReasonSuspended Reason = "Suspended"
 )
 
-// Annotations the operator reads.
+// ModelResolved reasons.
 const (
-	// AnnotationRetry, set to a model version, asks the operator to deploy
-	// that version again although it failed before.
-	AnnotationRetry = "serving.mlflow-operator.io/retry-version"
+	ReasonResolved           Reason = "Resolved"
+	ReasonModelNotFound      Reason = "ModelNotFound"
+	ReasonAliasNotFound      Reason = "AliasNotFound"
+	ReasonStageEmpty         Reason = "StageEmpty"
+	ReasonVersionNotFound    Reason = "VersionNotFound"
+	ReasonVersionNotReady    Reason = "VersionNotReady"
+	ReasonMLflowUnreachable  Reason = "MLflowUnreachable"
+	ReasonMLflowUnauthorized Reason = "MLflowUnauthorized"
+	ReasonMLflowError        Reason = "MLflowError"
+	// ReasonSecretNotFound: a Secret the spec names is missing or lacks its
+	// key (MLflow credentials, CA, registry credentials).
+	ReasonSecretNotFound Reason = "SecretNotFound"
+	// ReasonResolverMissing: the operator was built without a registry client.
+	ReasonResolverMissing Reason = "ResolverMissing"
 )
 
-// Labels the operator puts on the objects it owns.
+// ImageReady reasons.
 const (
-	// LabelName is the ModelDeployment's name.
-	LabelName = "serving.mlflow-operator.io/modeldeployment"
-	// LabelRole tells the production pods ("production") from a candidate's
-	// ("candidate").
-	LabelRole = "serving.mlflow-operator.io/role"
-	// LabelModelVersion is the model version a pod serves.
-	LabelModelVersion = "serving.mlflow-operator.io/model-version"
+	ReasonBuilding             Reason = "Building"
+	ReasonPushed               Reason = "Pushed"
+	ReasonBuildFailed          Reason = "BuildFailed"
+	ReasonBuildInvalid         Reason = "BuildInvalid"
+	ReasonRegistryUnauthorized Reason = "RegistryUnauthorized"
+	ReasonRegistryUnreachable  Reason = "RegistryUnreachable"
+	ReasonImageNotFound        Reason = "ImageNotFound"
+	// ReasonDependenciesRefused: dependencyPolicy Enforce refused to build.
+	ReasonDependenciesRefused Reason = "DependenciesNotSatisfied"
+	// ReasonBuilderMissing: the operator was built without an image builder.
+	ReasonBuilderMissing Reason = "BuilderMissing"
+)
 
-	RoleProduction = "production"
-	RoleCandidate  = "candidate"
+// DependenciesSatisfied reasons.
+const (
+	ReasonDependenciesSatisfied    Reason = "Satisfied"
+	ReasonDependenciesNotSatisfied Reason = "NotSatisfied"
+	ReasonDependencyCheckSkipped   Reason = "Skipped"
+)
+
+// CandidateVerified, RolledOut and RolledBack reasons: the rollout decision's.
+const (
+	ReasonWaitingForImage   Reason = "WaitingForImage"
+	ReasonCandidateStarting Reason = "CandidateStarting"
+	ReasonCandidateFailed   Reason = "CandidateFailed"
+	ReasonCandidateNotReady Reason = "CandidateNotReady"
+	ReasonSmokeTestFailed   Reason = "SmokeTestFailed"
+	ReasonVerified          Reason = "Verified"
+	ReasonRollingOut        Reason = "RollingOut"
+	ReasonRolloutComplete   Reason = "RolloutComplete"
+	ReasonProgressDeadline  Reason = "ProgressDeadlineExceeded"
+	ReasonPodsFailing       Reason = "PodsFailing"
+	ReasonVersionFailed     Reason = "VersionFailed"
+	ReasonCandidateLeftOver Reason = "CandidateLeftOver"
+	// ReasonApplyFailed: the API server refused an owned object.
+	ReasonApplyFailed Reason = "ApplyFailed"
+)
+
+// Event-only reasons: transitions that have no condition of their own.
+const (
+	// ReasonPromoted: a verified candidate's version goes to production.
+	ReasonPromoted Reason = "Promoted"
+	// ReasonRolledBack: production went back to the last good version.
+	ReasonRolledBack Reason = "RolledBack"
+	// ReasonRetry: the retry annotation cleared a version's failure.
+	ReasonRetry Reason = "Retry"
+)
+
+// EventAction is what the operator was doing when it recorded an event (the
+// events.k8s.io action field).
+type EventAction string
+
+const (
+	ActionResolve  EventAction = "Resolve"
+	ActionBuild    EventAction = "Build"
+	ActionVerify   EventAction = "Verify"
+	ActionPromote  EventAction = "Promote"
+	ActionRollout  EventAction = "Rollout"
+	ActionRollback EventAction = "Rollback"
+	ActionRetry    EventAction = "Retry"
+	ActionSuspend  EventAction = "Suspend"
+)
+
+// HistoryOutcome is how a rollout attempt in status.history ended.
+// +kubebuilder:validation:Enum=InProgress;Succeeded;Failed;RolledBack
+type HistoryOutcome string
+
+const (
+	OutcomeInProgress HistoryOutcome = "InProgress"
+	OutcomeSucceeded  HistoryOutcome = "Succeeded"
+	OutcomeFailed     HistoryOutcome = "Failed"
+	OutcomeRolledBack HistoryOutcome = "RolledBack"
 )

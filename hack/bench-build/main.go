@@ -31,8 +31,8 @@ import (
 
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
-	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
-	"github.com/mlflow-operator/mlflow-operator/test/registrytest"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/imageregistry"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
 )
 
 type childArgs struct {
@@ -116,17 +116,17 @@ func run(sizeList, crane string) error {
 	if _, err := os.Stat(crane); err != nil {
 		return fmt.Errorf("crane not found at %s (make bench-build builds it)", crane)
 	}
-	py, err := mlflowtest.PythonEnv()
+	py, err := mlflowserver.PythonEnv()
 	if err != nil {
 		return err
 	}
 	fmt.Println("bench-build: starting MLflow and the registry")
-	server, err := mlflowtest.Start(mlflowtest.Options{})
+	server, err := mlflowserver.Start(mlflowserver.Options{})
 	if err != nil {
 		return err
 	}
 	defer server.Close()
-	reg, err := registrytest.Start(registrytest.Options{})
+	reg, err := imageregistry.Start(imageregistry.Options{})
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func run(sizeList, crane string) error {
 		}
 		model := fmt.Sprintf("sized-%d", mib)
 		fmt.Printf("bench-build: logging a %d MiB model to MLflow\n", mib)
-		res, err := server.Fixture(context.Background(), mlflowtest.Op{"op": "register", "model": model, "kind": "sized", "size_bytes": mib << 20, "seed": mib})
+		res, err := server.Fixture(context.Background(), mlflowserver.Op{"op": "register", "model": model, "kind": "sized", "size_bytes": mib << 20, "seed": mib})
 		if err != nil {
 			return err
 		}

@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
-	"github.com/mlflow-operator/mlflow-operator/test/stack"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/stack"
 )
 
 func main() {
@@ -75,7 +75,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if _, err := st.MLflow.Fixture(ctx, mlflowtest.Op{"op": "create_webhook", "name": "operator", "url": st.WebhookURL,
+	if _, err := st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "create_webhook", "name": "operator", "url": st.WebhookURL,
 		"secret": stack.WebhookSecret, "events": []string{"model_version.created", "model_version_alias.created"}}); err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func run() error {
 // measure deploys model, then promotes a new version runs times.
 func measure(ctx context.Context, st *stack.Stack, model string, runs int, poll time.Duration) ([]sample, error) {
 	k := st.Cluster.Client
-	first, err := st.MLflow.Fixture(ctx, mlflowtest.Op{"op": "register", "model": model, "seed": 0, "alias": "champion"})
+	first, err := st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "register", "model": model, "seed": 0, "alias": "champion"})
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +116,8 @@ func measure(ctx context.Context, st *stack.Stack, model string, runs int, poll 
 	var out []sample
 	for i := 1; i <= runs; i++ {
 		res, err := st.MLflow.Fixture(ctx,
-			mlflowtest.Op{"op": "register", "model": model, "seed": i},
-			mlflowtest.Op{"op": "set_alias", "model": model, "alias": "champion", "version": "$prev"},
+			mlflowserver.Op{"op": "register", "model": model, "seed": i},
+			mlflowserver.Op{"op": "set_alias", "model": model, "alias": "champion", "version": "$prev"},
 		)
 		if err != nil {
 			return nil, err

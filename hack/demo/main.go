@@ -26,8 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
-	"github.com/mlflow-operator/mlflow-operator/test/stack"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/stack"
 )
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
@@ -62,8 +62,8 @@ func run() error {
 
 	say("training a scikit-learn model on the iris data set and registering it in MLflow as iris version 1, alias champion")
 	res, err := st.MLflow.Fixture(ctx,
-		mlflowtest.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"},
-		mlflowtest.Op{"op": "create_webhook", "name": "mlflow-operator", "url": st.WebhookURL, "secret": stack.WebhookSecret,
+		mlflowserver.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"},
+		mlflowserver.Op{"op": "create_webhook", "name": "mlflow-operator", "url": st.WebhookURL, "secret": stack.WebhookSecret,
 			"events": []string{"model_version.created", "model_version_alias.created", "model_version_alias.deleted"}},
 	)
 	if err != nil {
@@ -128,11 +128,11 @@ patches:
 	}
 
 	say("a data scientist promotes version 2: registering it and moving the alias champion (MLflow's webhook tells the operator)")
-	v2, err := st.MLflow.Fixture(ctx, mlflowtest.Op{"op": "register", "model": "iris", "seed": 2})
+	v2, err := st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "register", "model": "iris", "seed": 2})
 	if err != nil {
 		return err
 	}
-	if _, err := st.MLflow.Fixture(ctx, mlflowtest.Op{"op": "set_alias", "model": "iris", "alias": "champion", "version": v2[0].Version}); err != nil {
+	if _, err := st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": "iris", "alias": "champion", "version": v2[0].Version}); err != nil {
 		return err
 	}
 	took, err = watchUntilReady(ctx, st, k, md, v2[0].Version)

@@ -17,7 +17,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/mlflow-operator/mlflow-operator/test/cluster"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
 )
 
 func main() {

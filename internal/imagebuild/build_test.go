@@ -29,11 +29,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 )
 
 // These tests push to go-containerregistry's in-process registry. The
 // integration tests against Debian's registry server (with htpasswd) are in
-// test/imagebuild.
+// test/integration/buildpush.
 
 // recorder counts the requests a registry receives.
 type recorder struct {
@@ -413,8 +415,8 @@ func TestUnsafeEntriesRefused(t *testing.T) {
 			// A build refuses it before touching the registry, as a
 			// mistake retrying cannot fix.
 			_, berr := (&Builder{}).Build(context.Background(), request(dir, "127.0.0.1:1/base:1", "127.0.0.1:1/models/x", "t"))
-			if KindOf(berr) != KindInvalid || !errors.Is(berr, ErrUnsafeEntry) {
-				t.Fatalf("Build: %v (kind %v), want an invalid-build error", berr, KindOf(berr))
+			if failure.KindOf(berr) != failure.Invalid || failure.SubjectOf(berr) != failure.Build || !errors.Is(berr, ErrUnsafeEntry) {
+				t.Fatalf("Build: %v (kind %v, subject %q), want an invalid-build error", berr, failure.KindOf(berr), failure.SubjectOf(berr))
 			}
 		})
 	}
@@ -445,11 +447,14 @@ func TestBuildIndex(t *testing.T) {
 		arch := []string{"amd64", "arm64"}[i]
 		platIdx = mutate.AppendManifests(platIdx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
+	// An attestation manifest, as docker buildx adds one: not a platform.
+	platIdx = mutate.AppendManifests(platIdx, mutate.IndexAddendum{Add: attestation(t), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"}}})
 	base := host + "/serving/multi:1"
 	if err := remote.WriteIndex(mustRef(t, base), platIdx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := (&Builder{}).Build(context.Background(), request(modelDir(t), base, host+"/models/iris", "iris-v3"))
+	dir := modelDir(t)
+	res, err := (&Builder{}).Build(context.Background(), request(dir, base, host+"/models/iris", "iris-v3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,6 +485,166 @@ func TestBuildIndex(t *testing.T) {
 	if err != nil || !again.Reused || again.Platforms != 2 {
 		t.Errorf("index rebuild %+v %v", again, err)
 	}
+	if len(gm.Manifests) != 2 {
+		t.Errorf("%d manifests, want the 2 platforms without the attestation", len(gm.Manifests))
+	}
+	if gm.MediaType != types.OCIImageIndex || gm.Annotations[LabelVersion] != "3" || gm.Annotations[LabelBaseDigest] != res.BaseDigest {
+		t.Errorf("index media type %s annotations %v", gm.MediaType, gm.Annotations)
+	}
+	// Reproducible as an index too.
+	other, err := (&Builder{}).Build(context.Background(), request(dir, base, host+"/models/iris", "iris-v3-again"))
+	if err != nil || other.Reused || other.Digest != res.Digest {
+		t.Errorf("index under another tag %+v %v, want a new push of %s", other, err, res.Digest)
+	}
+}
+
+// attestation is an image the way buildx's attestation manifests look to
+// an index reader.
+func attestation(t *testing.T) v1.Image {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.MediaType(img, types.OCIManifestSchema1)
+}
+
+func TestBuildIndexWithoutPlatforms(t *testing.T) {
+	_, host := newRegistry(t)
+	var idx v1.ImageIndex = mutate.IndexMediaType(emptyIndex(), types.OCIImageIndex)
+	idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: attestation(t), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"}}})
+	base := host + "/serving/attestations-only:1"
+	if err := remote.WriteIndex(mustRef(t, base), idx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := (&Builder{}).Build(context.Background(), request(modelDir(t), base, host+"/models/iris", "t"))
+	if failure.KindOf(err) != failure.Invalid || failure.SubjectOf(err) != failure.Build || !strings.Contains(err.Error(), "no platform image") {
+		t.Fatalf("err %v (kind %v, subject %q), want an invalid build", err, failure.KindOf(err), failure.SubjectOf(err))
+	}
+}
+
+func TestLayerMediaTypeFollowsBase(t *testing.T) {
+	want := map[types.MediaType]types.MediaType{
+		types.DockerManifestSchema2: types.DockerLayer,
+		types.OCIManifestSchema1:    types.OCILayer,
+	}
+	for mt, layerMT := range want {
+		for _, file := range []bool{false, true} {
+			_, host := newRegistry(t)
+			base := pushBase(t, host, mt)
+			res, err := (&Builder{LayerFile: file}).Build(context.Background(), request(modelDir(t), base, host+"/models/iris", "t"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := remote.Image(mustRef(t, res.Image))
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers, _ := img.Layers()
+			got, _ := layers[len(layers)-1].MediaType()
+			if got != layerMT {
+				t.Errorf("base %s, layer file %v: model layer %s, want %s", mt, file, got, layerMT)
+			}
+		}
+	}
+}
+
+func TestBuildNeedsEveryField(t *testing.T) {
+	req := request(modelDir(t), "127.0.0.1:1/base:1", "127.0.0.1:1/models/x", "")
+	_, err := (&Builder{}).Build(context.Background(), req)
+	if err == nil || failure.KindOf(err) != failure.Other || failure.SubjectOf(err) != failure.Build {
+		t.Fatalf("err %v (kind %v, subject %q), want a build failure", err, failure.KindOf(err), failure.SubjectOf(err))
+	}
+}
+
+func TestLookup(t *testing.T) {
+	_, host := newRegistry(t)
+	base := pushBase(t, host, types.DockerManifestSchema2)
+	req := request("", base, host+"/models/iris", "iris-v3")
+	b := &Builder{}
+	if res, ok, err := b.Lookup(context.Background(), req); err != nil || ok || res != nil {
+		t.Fatalf("before any build: %+v %v %v", res, ok, err)
+	}
+	req.ModelDir = modelDir(t)
+	built, err := b.Build(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before the download the model digest is unknown: the source decides.
+	req.ModelDir, req.Model.Digest = "", ""
+	res, ok, err := b.Lookup(context.Background(), req)
+	if err != nil || !ok || !res.Reused || res.Digest != built.Digest || res.Image != built.Image || res.BaseDigest != built.BaseDigest {
+		t.Fatalf("after the build: %+v %v %v, want %+v", res, ok, err, built)
+	}
+	req.Model.Source = "models:/m-other"
+	if _, ok, err := b.Lookup(context.Background(), req); err != nil || ok {
+		t.Fatalf("another source: %v %v, want no reuse", ok, err)
+	}
+	req.BaseImage = "Not A Reference"
+	if _, _, err := b.Lookup(context.Background(), req); failure.KindOf(err) != failure.Invalid || failure.SubjectOf(err) != failure.Build {
+		t.Fatalf("bad base reference: %v, want an invalid build", err)
+	}
+	req.BaseImage = host + "/serving/absent:1"
+	if _, _, err := b.Lookup(context.Background(), req); failure.KindOf(err) != failure.NotFound || failure.SubjectOf(err) != failure.Registry {
+		t.Fatalf("missing base: %v, want not found in the registry", err)
+	}
+}
+
+func TestBaseImage(t *testing.T) {
+	_, host := newRegistry(t)
+	single := pushBase(t, host, types.OCIManifestSchema1)
+	img, err := (&Builder{}).BaseImage(context.Background(), request("", single, host+"/models/iris", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := remote.Image(mustRef(t, single))
+	if got, want := digestOf(t, img), digestOf(t, want); got != want {
+		t.Errorf("single base %s, want %s", got, want)
+	}
+
+	// An index: linux/amd64, though it is not first.
+	var idx v1.ImageIndex = mutate.IndexMediaType(emptyIndex(), types.OCIImageIndex)
+	imgs := map[string]v1.Image{}
+	for _, arch := range []string{"arm64", "amd64"} {
+		img, err := random.Image(256, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[arch] = img
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	multi := host + "/serving/multi:1"
+	if err := remote.WriteIndex(mustRef(t, multi), idx); err != nil {
+		t.Fatal(err)
+	}
+	img, err = (&Builder{}).BaseImage(context.Background(), request("", multi, host+"/models/iris", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := digestOf(t, img), digestOf(t, imgs["amd64"]); got != want {
+		t.Errorf("index base %s, want the amd64 image %s", got, want)
+	}
+
+	// An index of indexes holds no image to inspect.
+	var nested v1.ImageIndex = mutate.IndexMediaType(emptyIndex(), types.OCIImageIndex)
+	nested = mutate.AppendManifests(nested, mutate.IndexAddendum{Add: idx})
+	nestedRef := host + "/serving/nested:1"
+	if err := remote.WriteIndex(mustRef(t, nestedRef), nested); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Builder{}).BaseImage(context.Background(), request("", nestedRef, host+"/models/iris", "t"))
+	if failure.KindOf(err) != failure.Invalid || failure.SubjectOf(err) != failure.Build {
+		t.Fatalf("index without images: %v, want an invalid build", err)
+	}
+}
+
+func digestOf(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func TestRegistryErrorsClassified(t *testing.T) {
@@ -489,8 +654,8 @@ func TestRegistryErrorsClassified(t *testing.T) {
 	dir := modelDir(t)
 
 	_, err := (&Builder{}).Build(context.Background(), request(dir, base, host+"/models/iris", "t1"))
-	if KindOf(err) != KindUnauthorized {
-		t.Errorf("no credentials: %v (kind %v), want unauthorized", err, KindOf(err))
+	if failure.KindOf(err) != failure.Unauthorized || failure.SubjectOf(err) != failure.Registry {
+		t.Errorf("no credentials: %v (kind %v, subject %q), want unauthorized", err, failure.KindOf(err), failure.SubjectOf(err))
 	}
 	req := request(dir, base, host+"/models/iris", "t1")
 	kc := staticKeychain{host: host, auth: authn.FromConfig(authn.AuthConfig{Username: "pusher", Password: "right"})}
@@ -499,13 +664,13 @@ func TestRegistryErrorsClassified(t *testing.T) {
 		t.Errorf("right credentials: %v", err)
 	}
 	req.BaseImage = host + "/serving/absent:1"
-	if _, err := (&Builder{}).Build(context.Background(), req); KindOf(err) != KindNotFound {
+	if _, err := (&Builder{}).Build(context.Background(), req); failure.KindOf(err) != failure.NotFound || failure.SubjectOf(err) != failure.Registry {
 		t.Errorf("missing base: %v, want not found", err)
 	}
 	req = request(dir, base, "127.0.0.1:1/models/iris", "t1")
 	req.BaseImage = "127.0.0.1:1/serving/base:1"
-	if _, err := (&Builder{}).Build(context.Background(), req); KindOf(err) != KindUnreachable {
-		t.Errorf("no registry: %v (kind %v), want unreachable", err, KindOf(err))
+	if _, err := (&Builder{}).Build(context.Background(), req); failure.KindOf(err) != failure.Unreachable || failure.SubjectOf(err) != failure.Registry {
+		t.Errorf("no registry: %v (kind %v, subject %q), want unreachable", err, failure.KindOf(err), failure.SubjectOf(err))
 	}
 }
 

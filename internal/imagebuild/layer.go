@@ -16,6 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/stream"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -99,12 +100,7 @@ func (r *readCloser) Close() error { return r.close() }
 // user or group names, nothing from the host. Symbolic links must stay inside
 // the model directory; devices, sockets and pipes are refused.
 func NewModelLayer(modelDir string, o LayerOptions) (*FileLayer, error) {
-	if o.Level == 0 {
-		o.Level = gzip.BestSpeed
-	}
-	if o.MediaType == "" {
-		o.MediaType = types.DockerLayer
-	}
+	o = o.withDefaults()
 	f, err := os.CreateTemp(o.TempDir, "model-layer-*.tar.gz")
 	if err != nil {
 		return nil, err
@@ -140,6 +136,48 @@ func NewModelLayer(modelDir string, o LayerOptions) (*FileLayer, error) {
 	layer.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressedHash.Sum(nil))}
 	layer.diffID = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uncompressedHash.Sum(nil))}
 	return layer, nil
+}
+
+// withDefaults fills in the zero fields. The file and the streamed layer
+// share it: the same options must give the same bytes, whichever way the
+// layer travels.
+func (o LayerOptions) withDefaults() LayerOptions {
+	if o.Level == 0 {
+		o.Level = gzip.BestSpeed
+	}
+	if o.MediaType == "" {
+		o.MediaType = types.DockerLayer
+	}
+	return o
+}
+
+// streamModelLayer is the layer NewModelLayer would write, computed while it
+// is read instead: a goroutine writes the tar into a pipe that
+// go-containerregistry's streaming layer compresses and hashes during the
+// upload, so its digest and diff ID are known only once it has been read to
+// the end. It can be read once. stop closes the pipe and waits for the
+// writer, which would otherwise block for ever when the layer is not read to
+// the end (the push failed, or the build failed before it); after a complete
+// read it only waits. o.TempDir is not used.
+func streamModelLayer(modelDir string, o LayerOptions) (layer *stream.Layer, stop func()) {
+	o = o.withDefaults()
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tw := tar.NewWriter(pw)
+		err := writeModelTar(tw, modelDir, o)
+		if err == nil {
+			err = tw.Close()
+		}
+		// The reader sees err (nil: EOF), and the upload fails with it.
+		pw.CloseWithError(err)
+	}()
+	stop = func() {
+		pr.Close()
+		<-done
+	}
+	return stream.NewLayer(pr, stream.WithCompressionLevel(o.Level), stream.WithMediaType(o.MediaType)), stop
 }
 
 type countingWriter struct {

@@ -15,8 +15,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 )
 
 // File is one downloaded artifact file.
@@ -65,7 +68,7 @@ func (c *Client) GetDownloadURI(ctx context.Context, name, version string) (stri
 		return "", err
 	}
 	if out.ArtifactURI == "" {
-		return "", &Error{Kind: KindOther, Op: "GET model-versions/get-download-uri", StatusCode: http.StatusOK, Message: "the answer holds no artifact_uri"}
+		return "", failure.New(failure.Other, failure.MLflow, "GET model-versions/get-download-uri", errors.New("the answer holds no artifact_uri"))
 	}
 	return out.ArtifactURI, nil
 }
@@ -110,11 +113,11 @@ var errNotProxied = errors.New("artifact storage is not proxied by the tracking 
 // proxy, following runs:/ and models:/ indirections.
 func (c *Client) artifactLocation(ctx context.Context, uri string, depth int) (proxied, error) {
 	if depth > 4 {
-		return proxied{}, fmt.Errorf("artifact URI %q: too many indirections", uri)
+		return proxied{}, failure.Errorf(failure.Other, failure.MLflow, "artifact URI %q: too many indirections", uri)
 	}
 	u, err := url.Parse(uri)
 	if err != nil {
-		return proxied{}, fmt.Errorf("invalid artifact URI %q: %w", uri, err)
+		return proxied{}, failure.New(failure.Other, failure.MLflow, fmt.Sprintf("invalid artifact URI %q", uri), err)
 	}
 	switch u.Scheme {
 	case "mlflow-artifacts":
@@ -167,7 +170,7 @@ func (c *Client) artifactLocation(ctx context.Context, uri string, depth int) (p
 		}
 		name, version, ok := strings.Cut(p, "/")
 		if !ok {
-			return proxied{}, fmt.Errorf("unsupported model URI %q", uri)
+			return proxied{}, failure.Errorf(failure.Other, failure.MLflow, "unsupported model URI %q", uri)
 		}
 		next, err := c.GetDownloadURI(ctx, name, version)
 		if err != nil {
@@ -198,7 +201,7 @@ func (p proxied) list(ctx context.Context, rel string) ([]listEntry, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, &Error{Kind: KindOther, Op: "GET mlflow-artifacts list", StatusCode: http.StatusOK, Message: "cannot decode the listing", Err: err}
+		return nil, failure.New(failure.Other, failure.MLflow, "GET mlflow-artifacts list", fmt.Errorf("cannot decode the listing: %w", err))
 	}
 	return out.Files, nil
 }
@@ -268,7 +271,7 @@ func (c *Client) downloadByMLmodel(ctx context.Context, name, version, dir strin
 	}
 	for _, rel := range filesNamedBy(data) {
 		f, err := get(rel)
-		if IsNotFound(err) {
+		if failure.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
@@ -329,20 +332,18 @@ func (c *Client) downloadFile(ctx context.Context, u *url.URL, dir, rel string) 
 		return File{}, err
 	}
 	op := "GET artifact " + rel
-	var last error
-	for attempt := 0; ; attempt++ {
-		f, err := c.downloadOnce(ctx, op, u, target, rel)
-		if err == nil {
-			return f, nil
-		}
-		last = err
-		if !IsUnreachable(err) || attempt >= c.retries || ctx.Err() != nil {
-			return File{}, last
-		}
-		if serr := c.sleep(ctx, c.backoff(attempt)); serr != nil {
-			return File{}, last
-		}
+	var f File
+	err = c.retry(ctx, op, func() (bool, time.Duration, error) {
+		got, err := c.downloadOnce(ctx, op, u, target, rel)
+		f = got
+		// Only what may pass is tried again: a refused or missing file
+		// stays so, and a cancelled download was meant to stop.
+		return failure.KindOf(err) == failure.Unreachable && ctx.Err() == nil, 0, err
+	})
+	if err != nil {
+		return File{}, err
 	}
+	return f, nil
 }
 
 func (c *Client) downloadOnce(ctx context.Context, op string, u *url.URL, target, rel string) (File, error) {
@@ -356,7 +357,7 @@ func (c *Client) downloadOnce(ctx context.Context, op string, u *url.URL, target
 	c.auth.apply(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return File{}, &Error{Kind: KindUnreachable, Op: op, Err: err}
+		return File{}, failure.New(failure.Unreachable, failure.MLflow, op, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -376,19 +377,18 @@ func (c *Client) downloadOnce(ctx context.Context, op string, u *url.URL, target
 		err = cerr
 	}
 	if err != nil {
-		kind := KindOther
+		kind := failure.Other
 		if isNetError(err) || errors.Is(err, io.ErrUnexpectedEOF) {
-			kind = KindUnreachable
+			kind = failure.Unreachable
 		}
-		return File{}, &Error{Kind: kind, Op: op, StatusCode: resp.StatusCode, Message: "download interrupted", Err: err}
+		return File{}, failure.New(kind, failure.MLflow, op, fmt.Errorf("download interrupted: %w", err))
 	}
 	if n > c.maxFile {
 		_ = os.Remove(target)
-		return File{}, fmt.Errorf("%s: file is larger than the limit of %d bytes", op, c.maxFile)
+		return File{}, failure.New(failure.Other, failure.MLflow, op, fmt.Errorf("file is larger than the limit of %d bytes", c.maxFile))
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return File{}, &Error{Kind: KindUnreachable, Op: op, StatusCode: resp.StatusCode,
-			Message: fmt.Sprintf("got %d of %d bytes", n, resp.ContentLength)}
+		return File{}, failure.New(failure.Unreachable, failure.MLflow, op, fmt.Errorf("got %d of %d bytes", n, resp.ContentLength))
 	}
 	return File{Path: rel, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }

@@ -2,6 +2,12 @@
 // server's REST API the operator uses: the model registry (resolving an
 // alias, a stage or a version), artifact download through the server, and the
 // verification of MLflow webhook deliveries. It knows nothing of Kubernetes.
+//
+// Its failures are *failure.Error: Subject MLflow for a request that failed
+// (Unreachable, Unauthorized, NotFound or Other), and for Resolve the thing
+// found missing or not ready (Model, Alias, Stage, Version). The reconciler
+// alone turns a Kind and a Subject into a condition reason, so the client
+// says what happened, never which reason it deserves.
 package mlflow
 
 import (
@@ -13,13 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 )
 
 // Defaults of a Client.
@@ -94,7 +100,8 @@ func WithTransport(rt http.RoundTripper) Option { return func(c *Client) { c.tra
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // WithRetries sets how often a request is retried on connection errors, 429
-// and 5xx, with exponential backoff from base up to max.
+// and 5xx: n times after the first try, with exponential backoff from base
+// up to max (a Retry-After the server sends is honoured up to max too).
 func WithRetries(n int, base, max time.Duration) Option {
 	return func(c *Client) { c.retries, c.retryBase, c.retryMax = n, base, max }
 }
@@ -149,17 +156,6 @@ func New(trackingURI string, opts ...Option) (*Client, error) {
 // TrackingURI is the server's URL.
 func (c *Client) TrackingURI() string { return c.base.String() }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // endpoint is the URL of path below the tracking URI.
 func (c *Client) endpoint(path string, query url.Values) *url.URL {
 	u := *c.base
@@ -176,7 +172,7 @@ func (c *Client) getJSON(ctx context.Context, op, path string, query url.Values,
 		return err
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return &Error{Kind: KindOther, Op: op, StatusCode: http.StatusOK, Message: "cannot decode the answer", Err: err}
+		return failure.New(failure.Other, failure.MLflow, op, fmt.Errorf("cannot decode the answer: %w", err))
 	}
 	return nil
 }
@@ -184,49 +180,39 @@ func (c *Client) getJSON(ctx context.Context, op, path string, query url.Values,
 // request sends a request, retrying connection errors, 429 and 5xx with
 // backoff, and returns the body of a 2xx answer (at most limit bytes).
 func (c *Client) request(ctx context.Context, op, method string, u *url.URL, body []byte, limit int64) ([]byte, error) {
-	var last error
-	for attempt := 0; ; attempt++ {
+	var data []byte
+	err := c.retry(ctx, op, func() (bool, time.Duration, error) {
 		resp, err := c.send(ctx, method, u, body)
-		if err == nil {
-			var data []byte
-			data, err = readLimited(resp.Body, limit)
-			resp.Body.Close()
-			if err == nil && resp.StatusCode/100 == 2 {
-				return data, nil
-			}
-			if err == nil {
-				err = errorFromResponse(op, resp, data)
-			} else {
-				err = &Error{Kind: KindOther, Op: op, StatusCode: resp.StatusCode, Message: err.Error()}
-			}
-			if !retryable(resp.StatusCode) {
-				return nil, err
-			}
-			last = err
-			if wait := retryAfter(resp); wait > 0 && attempt < c.retries {
-				if serr := c.sleep(ctx, min(wait, c.retryMax)); serr != nil {
-					return nil, &Error{Kind: KindUnreachable, Op: op, Err: serr}
-				}
-				continue
-			}
-		} else {
+		if err != nil {
 			if ctx.Err() != nil {
-				return nil, &Error{Kind: KindUnreachable, Op: op, Err: ctx.Err()}
+				return false, 0, failure.New(failure.Unreachable, failure.MLflow, op, ctx.Err())
 			}
-			last = &Error{Kind: KindUnreachable, Op: op, Err: err}
+			return true, 0, failure.New(failure.Unreachable, failure.MLflow, op, err)
 		}
-		if attempt >= c.retries {
-			var e *Error
-			if errors.As(last, &e) && e.StatusCode != 0 {
-				// The server answered, but kept failing.
-				e.Kind = KindUnreachable
-			}
-			return nil, last
+		data, err = readLimited(resp.Body, limit)
+		resp.Body.Close()
+		var ferr *failure.Error
+		switch {
+		case err != nil:
+			ferr = failure.New(failure.Other, failure.MLflow, op, fmt.Errorf("HTTP %d: %w", resp.StatusCode, err))
+		case resp.StatusCode/100 != 2:
+			ferr = errorFromResponse(op, resp, data)
+		default:
+			return false, 0, nil
 		}
-		if err := c.sleep(ctx, c.backoff(attempt)); err != nil {
-			return nil, &Error{Kind: KindUnreachable, Op: op, Err: err}
+		again := retryable(resp.StatusCode)
+		if again {
+			// Only the last try's failure is returned: the server
+			// answered but kept failing, which is as good as unreachable
+			// whatever its error code said.
+			ferr.Kind = failure.Unreachable
 		}
+		return again, retryAfter(resp), ferr
+	})
+	if err != nil {
+		return nil, err
 	}
+	return data, nil
 }
 
 // send sends one request with the per-request timeout.
@@ -267,26 +253,6 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.retryBase << attempt
-	if d <= 0 || d > c.retryMax {
-		d = c.retryMax
-	}
-	// Full jitter between d/2 and d.
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func retryable(status int) bool {
-	return status == http.StatusTooManyRequests || (status >= 500 && status != http.StatusNotImplemented)
-}
-
-func retryAfter(resp *http.Response) time.Duration {
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	return 0
-}
-
 // errBodyTooLarge is returned for an answer over the size limit.
 var errBodyTooLarge = errors.New("answer exceeds the size limit")
 
@@ -299,44 +265,6 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w of %d bytes", errBodyTooLarge, limit)
 	}
 	return data, nil
-}
-
-// apiError is MLflow's JSON error body.
-type apiError struct {
-	ErrorCode string `json:"error_code"`
-	Message   string `json:"message"`
-}
-
-// errorFromResponse classifies a non-2xx answer. MLflow answers JSON
-// {"error_code", "message"}; its basic-auth app and proxies answer text.
-func errorFromResponse(op string, resp *http.Response, body []byte) *Error {
-	e := &Error{Op: op, StatusCode: resp.StatusCode}
-	var ae apiError
-	if json.Unmarshal(body, &ae) == nil && (ae.ErrorCode != "" || ae.Message != "") {
-		e.Code, e.Message = ae.ErrorCode, ae.Message
-	} else {
-		e.Message = strings.TrimSpace(string(body))
-		if len(e.Message) > 200 {
-			e.Message = e.Message[:200] + "..."
-		}
-		if e.Message == "" {
-			e.Message = http.StatusText(resp.StatusCode)
-		}
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
-		e.Code == "UNAUTHENTICATED" || e.Code == "PERMISSION_DENIED":
-		e.Kind = KindUnauthorized
-	case resp.StatusCode == http.StatusNotFound || e.Code == "RESOURCE_DOES_NOT_EXIST":
-		e.Kind = KindNotFound
-	case retryable(resp.StatusCode):
-		e.Kind = KindUnreachable
-	case resp.StatusCode == http.StatusBadRequest:
-		e.Kind = KindInvalid
-	default:
-		e.Kind = KindOther
-	}
-	return e
 }
 
 // isNetError tells whether err is a network failure (for callers that

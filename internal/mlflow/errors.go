@@ -1,128 +1,84 @@
 package mlflow
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
+	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
 
-// Kind classifies a failed MLflow request by what the caller can do about it.
-type Kind int
+// maxMessage bounds what an error keeps of an answer's message or body: it
+// ends up in a condition, where a proxy's HTML page has no place.
+const maxMessage = 200
 
-const (
-	// KindOther is an error that fits no other kind (a bad request, an
-	// unexpected answer).
-	KindOther Kind = iota
-	// KindNotFound: the model, version, alias or artifact does not exist.
-	KindNotFound
-	// KindUnauthorized: the server refused the credentials (401 or 403).
-	KindUnauthorized
-	// KindUnreachable: no answer, a timeout, or the server kept failing
-	// (5xx, 429) after retries. Worth retrying later.
-	KindUnreachable
-	// KindInvalid: the server said the request is invalid (400).
-	KindInvalid
-)
+// httpStatusError is the detail of a non-2xx answer. It carries no kind:
+// the kind lives on the *failure.Error around it. The package keeps it for
+// its own logic, which needs the status (a missing alias is a 400).
+type httpStatusError struct {
+	status int
+	// code is MLflow's error_code, e.g. RESOURCE_DOES_NOT_EXIST.
+	code string
+	// message is MLflow's message, or the body of a non-JSON answer, cut short.
+	message string
+}
 
-func (k Kind) String() string {
-	switch k {
-	case KindNotFound:
-		return "not found"
-	case KindUnauthorized:
-		return "unauthorized"
-	case KindUnreachable:
-		return "unreachable"
-	case KindInvalid:
-		return "invalid request"
-	default:
-		return "error"
+func (e *httpStatusError) Error() string {
+	if e.code != "" {
+		return fmt.Sprintf("HTTP %d %s: %s", e.status, e.code, e.message)
 	}
+	return fmt.Sprintf("HTTP %d: %s", e.status, e.message)
 }
 
-// Error is a failed MLflow request.
-type Error struct {
-	Kind Kind
-	// Op names the request, e.g. "GET registered-models/alias".
-	Op string
-	// StatusCode is the HTTP status, 0 when no answer came.
-	StatusCode int
-	// Code is MLflow's error_code, e.g. RESOURCE_DOES_NOT_EXIST.
-	Code string
-	// Message is MLflow's message, or the body of a non-JSON answer (cut short).
-	Message string
-	// Err is the underlying error (a network error), if any.
-	Err error
+// statusOf is the HTTP status of the answer err reports, 0 when err is not
+// about an answer (a network error, a timeout).
+func statusOf(err error) int {
+	var he *httpStatusError
+	if errors.As(err, &he) {
+		return he.status
+	}
+	return 0
 }
 
-func (e *Error) Error() string {
+// apiError is MLflow's JSON error body.
+type apiError struct {
+	ErrorCode string `json:"error_code"`
+	Message   string `json:"message"`
+}
+
+// errorFromResponse classifies a non-2xx answer to op. MLflow answers JSON
+// {"error_code", "message"}; its basic-auth app and proxies answer text.
+func errorFromResponse(op string, resp *http.Response, body []byte) *failure.Error {
+	he := &httpStatusError{status: resp.StatusCode}
+	var ae apiError
+	if json.Unmarshal(body, &ae) == nil && (ae.ErrorCode != "" || ae.Message != "") {
+		he.code, he.message = ae.ErrorCode, ae.Message
+	} else {
+		he.message = strings.TrimSpace(string(body))
+		if he.message == "" {
+			he.message = http.StatusText(resp.StatusCode)
+		}
+	}
+	he.message = text.Shorten(he.message, maxMessage)
+	return failure.New(classify(he.status, he.code), failure.MLflow, op, he)
+}
+
+// classify is the Kind of an answer with status and MLflow error code. A 400
+// is Other, not Invalid: MLflow answers 400 for things that may change (a
+// missing alias), and it says nothing about the user's spec being wrong.
+func classify(status int, code string) failure.Kind {
 	switch {
-	case e.Err != nil && e.StatusCode == 0:
-		return fmt.Sprintf("%s: %v", e.Op, e.Err)
-	case e.Code != "":
-		return fmt.Sprintf("%s: HTTP %d %s: %s", e.Op, e.StatusCode, e.Code, e.Message)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden ||
+		code == "UNAUTHENTICATED" || code == "PERMISSION_DENIED":
+		return failure.Unauthorized
+	case status == http.StatusNotFound || code == "RESOURCE_DOES_NOT_EXIST":
+		return failure.NotFound
+	case retryable(status):
+		return failure.Unreachable
 	default:
-		return fmt.Sprintf("%s: HTTP %d: %s", e.Op, e.StatusCode, e.Message)
-	}
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// KindOf is the Kind of err, KindOther when err is not an MLflow error.
-func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return KindOther
-}
-
-// IsNotFound tells whether err says a registry object or artifact does not exist.
-func IsNotFound(err error) bool { return KindOf(err) == KindNotFound }
-
-// IsUnauthorized tells whether err says the credentials were refused.
-func IsUnauthorized(err error) bool { return KindOf(err) == KindUnauthorized }
-
-// IsUnreachable tells whether err says the server could not be reached.
-func IsUnreachable(err error) bool { return KindOf(err) == KindUnreachable }
-
-// ResolveError says why a model reference did not resolve to a version.
-type ResolveError struct {
-	// Reason is a CamelCase reason: ModelNotFound, AliasNotFound, StageEmpty,
-	// VersionNotFound, VersionNotReady, MLflowUnreachable, MLflowUnauthorized
-	// or MLflowError.
-	Reason string
-	Msg    string
-	Err    error
-}
-
-func (e *ResolveError) Error() string {
-	if e.Err != nil {
-		return e.Msg + ": " + e.Err.Error()
-	}
-	return e.Msg
-}
-
-func (e *ResolveError) Unwrap() error { return e.Err }
-
-// Resolution failure reasons.
-const (
-	ReasonModelNotFound      = "ModelNotFound"
-	ReasonAliasNotFound      = "AliasNotFound"
-	ReasonStageEmpty         = "StageEmpty"
-	ReasonVersionNotFound    = "VersionNotFound"
-	ReasonVersionNotReady    = "VersionNotReady"
-	ReasonMLflowUnreachable  = "MLflowUnreachable"
-	ReasonMLflowUnauthorized = "MLflowUnauthorized"
-	ReasonMLflowError        = "MLflowError"
-)
-
-// reasonFor maps a request error to a resolution reason.
-func reasonFor(err error) string {
-	switch KindOf(err) {
-	case KindUnreachable:
-		return ReasonMLflowUnreachable
-	case KindUnauthorized:
-		return ReasonMLflowUnauthorized
-	default:
-		return ReasonMLflowError
+		return failure.Other
 	}
 }

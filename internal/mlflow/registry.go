@@ -3,17 +3,17 @@ package mlflow
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 )
 
-// Model version statuses.
-const (
-	StatusReady               = "READY"
-	StatusPendingRegistration = "PENDING_REGISTRATION"
-	StatusFailedRegistration  = "FAILED_REGISTRATION"
-)
+// StatusReady is the status of a model version whose files are all
+// registered; only such versions resolve.
+const StatusReady = "READY"
 
 // Tag is a key-value tag of a registry object.
 type Tag struct {
@@ -124,10 +124,11 @@ func (r Reference) String() string {
 	}
 }
 
-// Resolve answers which version ref means now. Only READY versions resolve;
-// failures come as *ResolveError with a reason that tells apart a missing
-// model, a missing alias, an empty stage, a version not ready, and an
-// unreachable or refusing server.
+// Resolve answers which version ref means now. Only READY versions resolve.
+// Failures are *failure.Error whose Subject tells what is missing: a
+// NotFound Model, Alias, Stage (no READY version in it) or Version, a
+// NotReady Version; or, when MLflow could not answer, the request's Kind
+// with Subject MLflow.
 func (c *Client) Resolve(ctx context.Context, ref Reference) (*ModelVersion, error) {
 	var (
 		mv  *ModelVersion
@@ -137,55 +138,67 @@ func (c *Client) Resolve(ctx context.Context, ref Reference) (*ModelVersion, err
 	case ref.Alias != "":
 		mv, err = c.GetModelVersionByAlias(ctx, ref.Name, ref.Alias)
 		if err != nil {
-			return nil, c.explainMissing(ctx, ref, err, ReasonAliasNotFound, fmt.Sprintf("alias %q of model %q does not exist", ref.Alias, ref.Name))
+			return nil, c.explainMissing(ctx, ref, err, failure.Alias, fmt.Sprintf("alias %q of model %q does not exist", ref.Alias, ref.Name))
 		}
 	case ref.Stage != "":
 		var versions []ModelVersion
 		versions, err = c.GetLatestVersions(ctx, ref.Name, ref.Stage)
 		if err != nil {
-			return nil, c.explainMissing(ctx, ref, err, ReasonModelNotFound, fmt.Sprintf("model %q does not exist", ref.Name))
+			return nil, c.explainMissing(ctx, ref, err, failure.Model, fmt.Sprintf("model %q does not exist", ref.Name))
 		}
 		mv = newestInStage(versions, ref.Stage)
 		if mv == nil {
-			return nil, &ResolveError{Reason: ReasonStageEmpty, Msg: fmt.Sprintf("model %q has no READY version in stage %s", ref.Name, ref.Stage)}
+			return nil, failure.Errorf(failure.NotFound, failure.Stage, "model %q has no READY version in stage %s", ref.Name, ref.Stage)
 		}
 	case ref.Version != "":
 		mv, err = c.GetModelVersion(ctx, ref.Name, ref.Version)
 		if err != nil {
-			return nil, c.explainMissing(ctx, ref, err, ReasonVersionNotFound, fmt.Sprintf("version %s of model %q does not exist", ref.Version, ref.Name))
+			return nil, c.explainMissing(ctx, ref, err, failure.Version, fmt.Sprintf("version %s of model %q does not exist", ref.Version, ref.Name))
 		}
 	default:
-		return nil, &ResolveError{Reason: ReasonMLflowError, Msg: "the model reference names no alias, stage or version"}
+		return nil, failure.New(failure.Other, failure.MLflow, "the model reference names no alias, stage or version", nil)
 	}
 	if mv.Status != "" && mv.Status != StatusReady {
 		msg := fmt.Sprintf("version %s of model %q is %s, not READY", mv.Version, ref.Name, mv.Status)
 		if mv.StatusMessage != "" {
 			msg += " (" + mv.StatusMessage + ")"
 		}
-		return nil, &ResolveError{Reason: ReasonVersionNotReady, Msg: msg}
+		return nil, failure.New(failure.NotReady, failure.Version, msg, nil)
 	}
 	return mv, nil
 }
 
-// explainMissing turns a failed lookup into a ResolveError. A "not found"
-// (or, for aliases, the 400 MLflow answers for a missing alias) is checked
-// against the registered model itself, to tell a missing model from a
-// missing alias or version.
-func (c *Client) explainMissing(ctx context.Context, ref Reference, err error, reason, msg string) error {
-	kind := KindOf(err)
-	if kind != KindNotFound && kind != KindInvalid {
-		return &ResolveError{Reason: reasonFor(err), Msg: fmt.Sprintf("cannot resolve %s", ref), Err: err}
+// explainMissing turns a failed lookup of ref into the failure Resolve
+// returns. A "not found" (or, for aliases, the 400 INVALID_PARAMETER_VALUE
+// MLflow answers for a missing alias) is checked against the registered
+// model itself, to tell a missing model from a missing alias or version:
+// missing is what the lookup concerns and msg says so. Any other failure is
+// MLflow's, with the request's Kind.
+func (c *Client) explainMissing(ctx context.Context, ref Reference, err error, missing failure.Subject, msg string) error {
+	badRequest := failure.KindOf(err) == failure.Other && statusOf(err) == http.StatusBadRequest
+	if !failure.IsNotFound(err) && !badRequest {
+		return cannotResolve(ref, err)
 	}
 	if _, merr := c.GetRegisteredModel(ctx, ref.Name); merr != nil {
-		if IsNotFound(merr) {
-			return &ResolveError{Reason: ReasonModelNotFound, Msg: fmt.Sprintf("registered model %q does not exist", ref.Name)}
+		if failure.IsNotFound(merr) {
+			return failure.Errorf(failure.NotFound, failure.Model, "registered model %q does not exist", ref.Name)
 		}
-		return &ResolveError{Reason: reasonFor(merr), Msg: fmt.Sprintf("cannot resolve %s", ref), Err: merr}
+		return cannotResolve(ref, merr)
 	}
-	if kind == KindInvalid && ref.Alias == "" {
-		return &ResolveError{Reason: ReasonMLflowError, Msg: fmt.Sprintf("cannot resolve %s", ref), Err: err}
+	if badRequest && ref.Alias == "" {
+		// Only a missing alias is a 400. A missing stage or version is a
+		// 404; a 400 there is about the request (a version that is not a
+		// number), not a missing object.
+		return cannotResolve(ref, err)
 	}
-	return &ResolveError{Reason: reason, Msg: msg}
+	return failure.New(failure.NotFound, missing, msg, nil)
+}
+
+// cannotResolve reports a lookup that failed for another reason than a
+// missing object: the request's Kind (Unreachable, Unauthorized, Other),
+// about MLflow itself, with the request's failure as the cause.
+func cannotResolve(ref Reference, err error) error {
+	return failure.New(failure.KindOf(err), failure.MLflow, fmt.Sprintf("cannot resolve %s", ref), err)
 }
 
 // newestInStage is the READY version of stage with the highest number.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Webhook delivery headers MLflow sends.
@@ -37,7 +39,7 @@ var (
 type WebhookVerifier struct {
 	secret []byte
 	maxAge time.Duration
-	now    func() time.Time
+	clock  clock.PassiveClock
 
 	mu      sync.Mutex
 	seen    map[string]time.Time // delivery id -> when it may be forgotten
@@ -46,12 +48,12 @@ type WebhookVerifier struct {
 
 // NewWebhookVerifier verifies with secret; deliveries older (or further in
 // the future) than maxAge are refused, and delivery ids are remembered for
-// that long (at most maxSeen of them).
-func NewWebhookVerifier(secret []byte, maxAge time.Duration, maxSeen int, now func() time.Time) *WebhookVerifier {
-	if now == nil {
-		now = time.Now
+// that long (at most maxSeen of them). A nil clk is the real clock.
+func NewWebhookVerifier(secret []byte, maxAge time.Duration, maxSeen int, clk clock.PassiveClock) *WebhookVerifier {
+	if clk == nil {
+		clk = clock.RealClock{}
 	}
-	return &WebhookVerifier{secret: secret, maxAge: maxAge, now: now, seen: map[string]time.Time{}, maxSeen: maxSeen}
+	return &WebhookVerifier{secret: secret, maxAge: maxAge, clock: clk, seen: map[string]time.Time{}, maxSeen: maxSeen}
 }
 
 // Sign computes the X-MLflow-Signature value for a delivery, as MLflow does.
@@ -88,7 +90,7 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: timestamp %q is not unix seconds", ErrWebhookStale, ts)
 	}
-	now := v.now()
+	now := v.clock.Now()
 	age := now.Sub(time.Unix(secs, 0))
 	if age > v.maxAge || age < -v.maxAge {
 		return fmt.Errorf("%w: %s old", ErrWebhookStale, age.Round(time.Second))

@@ -3,6 +3,8 @@ package rollout
 import (
 	"fmt"
 	"time"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
 
 // Version is a model version and its image.
@@ -99,26 +101,11 @@ const (
 	ActionHold Action = "Hold"
 )
 
-// Reasons of decisions (condition and event reasons).
-const (
-	ReasonBuilding          = "WaitingForImage"
-	ReasonCandidateStarting = "CandidateStarting"
-	ReasonCandidateFailed   = "CandidateFailed"
-	ReasonCandidateTimeout  = "CandidateNotReady"
-	ReasonSmokeTestFailed   = "SmokeTestFailed"
-	ReasonVerified          = "Verified"
-	ReasonRollingOut        = "RollingOut"
-	ReasonRolloutComplete   = "RolloutComplete"
-	ReasonProgressDeadline  = "ProgressDeadlineExceeded"
-	ReasonPodsFailing       = "PodsFailing"
-	ReasonVersionFailed     = "VersionFailed"
-	ReasonCandidateLeftOver = "CandidateLeftOver"
-)
-
 // Decision is the next action, why, and when to look again.
 type Decision struct {
-	Action  Action
-	Reason  string
+	Action Action
+	// Reason is the condition and event reason (api/v1alpha1 holds them all).
+	Reason  v1alpha1.Reason
 	Message string
 	// RequeueAfter, when set, is when the situation changes by the clock
 	// alone (a deadline passes).
@@ -135,9 +122,9 @@ func Decide(in Input) Decision {
 	switch {
 	case target.Empty():
 		if in.Candidate.Exists {
-			return Decision{Action: ActionDeleteCandidate, Reason: ReasonCandidateLeftOver, Message: "no image to verify; removing the candidate"}
+			return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonCandidateLeftOver, Message: "no image to verify; removing the candidate"}
 		}
-		return Decision{Action: ActionWait, Reason: ReasonBuilding, Message: "waiting for the target's image"}
+		return Decision{Action: ActionWait, Reason: v1alpha1.ReasonWaitingForImage, Message: "waiting for the target's image"}
 
 	case in.TargetFailed:
 		return decideFailedTarget(in)
@@ -159,20 +146,20 @@ func decideFailedTarget(in Input) Decision {
 			in.Target.Version, in.TargetFailure, describe(in.LastGood))
 	}
 	if in.ProductionImage == in.Target.Image && in.AutoRollback && !in.LastGood.Empty() && in.LastGood.Image != in.Target.Image {
-		return Decision{Action: ActionRollback, Reason: ReasonVersionFailed, Message: msg}
+		return Decision{Action: ActionRollback, Reason: v1alpha1.ReasonVersionFailed, Message: msg}
 	}
 	if in.Candidate.Exists {
-		return Decision{Action: ActionDeleteCandidate, Reason: ReasonVersionFailed, Message: msg}
+		return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonVersionFailed, Message: msg}
 	}
-	return Decision{Action: ActionHold, Reason: ReasonVersionFailed, Message: msg}
+	return Decision{Action: ActionHold, Reason: v1alpha1.ReasonVersionFailed, Message: msg}
 }
 
 // decidePromoted: production already runs the target image.
 func decidePromoted(in Input) Decision {
 	if in.Candidate.Exists {
-		return Decision{Action: ActionDeleteCandidate, Reason: ReasonCandidateLeftOver, Message: "the target is in production; removing its candidate"}
+		return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonCandidateLeftOver, Message: "the target is in production; removing its candidate"}
 	}
-	fail := func(reason, msg string) Decision {
+	fail := func(reason v1alpha1.Reason, msg string) Decision {
 		if in.AutoRollback && !in.LastGood.Empty() && in.LastGood.Image != in.Target.Image {
 			return Decision{Action: ActionRollback, Reason: reason,
 				Message: fmt.Sprintf("version %s: %s; rolling back to %s", in.Target.Version, msg, describe(in.LastGood))}
@@ -181,13 +168,13 @@ func decidePromoted(in Input) Decision {
 	}
 	switch {
 	case in.Production.Phase == PhaseComplete:
-		return Decision{Action: ActionComplete, Reason: ReasonRolloutComplete, Message: in.Production.Message}
+		return Decision{Action: ActionComplete, Reason: v1alpha1.ReasonRolloutComplete, Message: in.Production.Message}
 	case in.Production.Phase == PhaseFailed:
-		return fail(ReasonProgressDeadline, in.Production.Message)
+		return fail(v1alpha1.ReasonProgressDeadline, in.Production.Message)
 	case in.PodsFailing:
-		return fail(ReasonPodsFailing, in.PodsFailingMessage)
+		return fail(v1alpha1.ReasonPodsFailing, in.PodsFailingMessage)
 	default:
-		return Decision{Action: ActionWait, Reason: ReasonRollingOut, Message: in.Production.Message}
+		return Decision{Action: ActionWait, Reason: v1alpha1.ReasonRollingOut, Message: in.Production.Message}
 	}
 }
 
@@ -196,10 +183,10 @@ func decideCandidate(in Input) Decision {
 	c, target := in.Candidate, in.Target
 	switch {
 	case !c.Exists || c.Image != target.Image:
-		return Decision{Action: ActionCreateCandidate, Reason: ReasonCandidateStarting,
+		return Decision{Action: ActionCreateCandidate, Reason: v1alpha1.ReasonCandidateStarting,
 			Message: fmt.Sprintf("starting a candidate of version %s", target.Version)}
 	case c.Failed:
-		return Decision{Action: ActionFailCandidate, Reason: ReasonCandidateFailed,
+		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonCandidateFailed,
 			Message: fmt.Sprintf("candidate of version %s failed: %s", target.Version, c.FailMessage)}
 	case !c.Ready:
 		elapsed := in.Now.Sub(c.Created)
@@ -207,19 +194,19 @@ func decideCandidate(in Input) Decision {
 			elapsed = 0 // a clock behind the API server's: never fail early
 		}
 		if elapsed >= in.ProgressDeadline {
-			return Decision{Action: ActionFailCandidate, Reason: ReasonCandidateTimeout,
+			return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonCandidateNotReady,
 				Message: fmt.Sprintf("candidate of version %s not Ready after %s (progress deadline %s)", target.Version, elapsed.Round(time.Second), in.ProgressDeadline)}
 		}
-		return Decision{Action: ActionWait, Reason: ReasonCandidateStarting,
+		return Decision{Action: ActionWait, Reason: v1alpha1.ReasonCandidateStarting,
 			Message: fmt.Sprintf("waiting for the candidate of version %s to become Ready", target.Version), RequeueAfter: in.ProgressDeadline - elapsed}
 	case !in.SmokeTestEnabled || c.Verified || (in.Smoke.Ran && in.Smoke.OK):
-		return Decision{Action: ActionPromote, Reason: ReasonVerified,
+		return Decision{Action: ActionPromote, Reason: v1alpha1.ReasonVerified,
 			Message: fmt.Sprintf("candidate of version %s verified; promoting", target.Version)}
 	case in.Smoke.Ran:
-		return Decision{Action: ActionFailCandidate, Reason: ReasonSmokeTestFailed,
+		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonSmokeTestFailed,
 			Message: fmt.Sprintf("candidate of version %s failed the smoke test: %s", target.Version, in.Smoke.Message)}
 	default:
-		return Decision{Action: ActionSmokeTest, Reason: ReasonCandidateStarting,
+		return Decision{Action: ActionSmokeTest, Reason: v1alpha1.ReasonCandidateStarting,
 			Message: fmt.Sprintf("candidate of version %s is Ready; sending the smoke test", target.Version)}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
 
 func TestDecide(t *testing.T) {
@@ -31,71 +33,71 @@ func TestDecide(t *testing.T) {
 		name        string
 		in          Input
 		want        Action
-		reason      string
+		reason      v1alpha1.Reason
 		requeue     time.Duration
 		msgContains string
 	}{
 		// Nothing to deploy yet.
-		{"target not built", base(func(in *Input) { in.Target = Version{Version: "2"} }), ActionWait, ReasonBuilding, 0, ""},
-		{"target not built, stale candidate", base(func(in *Input) { in.Target = Version{} }, candidate(Candidate{Exists: true, Image: v1.Image})), ActionDeleteCandidate, ReasonCandidateLeftOver, 0, ""},
+		{"target not built", base(func(in *Input) { in.Target = Version{Version: "2"} }), ActionWait, v1alpha1.ReasonWaitingForImage, 0, ""},
+		{"target not built, stale candidate", base(func(in *Input) { in.Target = Version{} }, candidate(Candidate{Exists: true, Image: v1.Image})), ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, ""},
 
 		// Verification of a new image.
-		{"no candidate yet", base(), ActionCreateCandidate, ReasonCandidateStarting, 0, "version 2"},
+		{"no candidate yet", base(), ActionCreateCandidate, v1alpha1.ReasonCandidateStarting, 0, "version 2"},
 		{"first version, no production", base(func(in *Input) {
 			in.LastGood, in.ProductionImage, in.Production = Version{}, "", DeploymentState{Phase: PhaseMissing}
-		}), ActionCreateCandidate, ReasonCandidateStarting, 0, ""},
-		{"candidate of an older target", base(candidate(Candidate{Exists: true, Image: "reg/m@sha256:0", Ready: true})), ActionCreateCandidate, ReasonCandidateStarting, 0, ""},
-		{"candidate starting", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-2 * time.Minute)})), ActionWait, ReasonCandidateStarting, 8 * time.Minute, ""},
-		{"candidate one second before the deadline", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-deadline + time.Second)})), ActionWait, ReasonCandidateStarting, time.Second, ""},
-		{"candidate exactly at the deadline", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-deadline)})), ActionFailCandidate, ReasonCandidateTimeout, 0, "not Ready after 10m0s"},
-		{"candidate past the deadline", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-time.Hour)})), ActionFailCandidate, ReasonCandidateTimeout, 0, ""},
-		{"candidate created in our future (clock skew)", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(time.Minute)})), ActionWait, ReasonCandidateStarting, deadline, ""},
-		{"candidate crash-looping", base(candidate(Candidate{Exists: true, Image: v2.Image, Failed: true, FailMessage: "CrashLoopBackOff", Created: now})), ActionFailCandidate, ReasonCandidateFailed, 0, "CrashLoopBackOff"},
-		{"candidate failing and late: failure first", base(candidate(Candidate{Exists: true, Image: v2.Image, Failed: true, FailMessage: "ImagePullBackOff", Created: now.Add(-time.Hour)})), ActionFailCandidate, ReasonCandidateFailed, 0, "ImagePullBackOff"},
-		{"candidate ready, not tested", base(candidate(readyCandidate)), ActionSmokeTest, ReasonCandidateStarting, 0, ""},
-		{"ready past the deadline still gets tested", base(candidate(Candidate{Exists: true, Image: v2.Image, Ready: true, Created: now.Add(-time.Hour)})), ActionSmokeTest, ReasonCandidateStarting, 0, ""},
-		{"smoke test passed", base(candidate(readyCandidate), func(in *Input) { in.Smoke = Smoke{Ran: true, OK: true} }), ActionPromote, ReasonVerified, 0, ""},
-		{"smoke test failed", base(candidate(readyCandidate), func(in *Input) { in.Smoke = Smoke{Ran: true, Message: "HTTP 500"} }), ActionFailCandidate, ReasonSmokeTestFailed, 0, "HTTP 500"},
-		{"verified before a restart", base(candidate(Candidate{Exists: true, Image: v2.Image, Ready: true, Verified: true, Created: now})), ActionPromote, ReasonVerified, 0, ""},
-		{"smoke test disabled", base(candidate(readyCandidate), func(in *Input) { in.SmokeTestEnabled = false }), ActionPromote, ReasonVerified, 0, ""},
-		{"smoke test disabled, not ready", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now}), func(in *Input) { in.SmokeTestEnabled = false }), ActionWait, ReasonCandidateStarting, deadline, ""},
+		}), ActionCreateCandidate, v1alpha1.ReasonCandidateStarting, 0, ""},
+		{"candidate of an older target", base(candidate(Candidate{Exists: true, Image: "reg/m@sha256:0", Ready: true})), ActionCreateCandidate, v1alpha1.ReasonCandidateStarting, 0, ""},
+		{"candidate starting", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-2 * time.Minute)})), ActionWait, v1alpha1.ReasonCandidateStarting, 8 * time.Minute, ""},
+		{"candidate one second before the deadline", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-deadline + time.Second)})), ActionWait, v1alpha1.ReasonCandidateStarting, time.Second, ""},
+		{"candidate exactly at the deadline", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-deadline)})), ActionFailCandidate, v1alpha1.ReasonCandidateNotReady, 0, "not Ready after 10m0s"},
+		{"candidate past the deadline", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(-time.Hour)})), ActionFailCandidate, v1alpha1.ReasonCandidateNotReady, 0, ""},
+		{"candidate created in our future (clock skew)", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now.Add(time.Minute)})), ActionWait, v1alpha1.ReasonCandidateStarting, deadline, ""},
+		{"candidate crash-looping", base(candidate(Candidate{Exists: true, Image: v2.Image, Failed: true, FailMessage: "CrashLoopBackOff", Created: now})), ActionFailCandidate, v1alpha1.ReasonCandidateFailed, 0, "CrashLoopBackOff"},
+		{"candidate failing and late: failure first", base(candidate(Candidate{Exists: true, Image: v2.Image, Failed: true, FailMessage: "ImagePullBackOff", Created: now.Add(-time.Hour)})), ActionFailCandidate, v1alpha1.ReasonCandidateFailed, 0, "ImagePullBackOff"},
+		{"candidate ready, not tested", base(candidate(readyCandidate)), ActionSmokeTest, v1alpha1.ReasonCandidateStarting, 0, ""},
+		{"ready past the deadline still gets tested", base(candidate(Candidate{Exists: true, Image: v2.Image, Ready: true, Created: now.Add(-time.Hour)})), ActionSmokeTest, v1alpha1.ReasonCandidateStarting, 0, ""},
+		{"smoke test passed", base(candidate(readyCandidate), func(in *Input) { in.Smoke = Smoke{Ran: true, OK: true} }), ActionPromote, v1alpha1.ReasonVerified, 0, ""},
+		{"smoke test failed", base(candidate(readyCandidate), func(in *Input) { in.Smoke = Smoke{Ran: true, Message: "HTTP 500"} }), ActionFailCandidate, v1alpha1.ReasonSmokeTestFailed, 0, "HTTP 500"},
+		{"verified before a restart", base(candidate(Candidate{Exists: true, Image: v2.Image, Ready: true, Verified: true, Created: now})), ActionPromote, v1alpha1.ReasonVerified, 0, ""},
+		{"smoke test disabled", base(candidate(readyCandidate), func(in *Input) { in.SmokeTestEnabled = false }), ActionPromote, v1alpha1.ReasonVerified, 0, ""},
+		{"smoke test disabled, not ready", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now}), func(in *Input) { in.SmokeTestEnabled = false }), ActionWait, v1alpha1.ReasonCandidateStarting, deadline, ""},
 
 		// Promotion.
-		{"promoted, candidate left over", base(promoted, candidate(readyCandidate)), ActionDeleteCandidate, ReasonCandidateLeftOver, 0, ""},
+		{"promoted, candidate left over", base(promoted, candidate(readyCandidate)), ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, ""},
 		{"promotion rolling", base(promoted, func(in *Input) {
 			in.Production = DeploymentState{Phase: PhaseProgressing, Message: "1 of 3 replicas updated"}
-		}), ActionWait, ReasonRollingOut, 0, "1 of 3"},
-		{"promotion complete", base(promoted), ActionComplete, ReasonRolloutComplete, 0, ""},
-		{"first version complete", base(promoted, func(in *Input) { in.LastGood = Version{} }), ActionComplete, ReasonRolloutComplete, 0, ""},
+		}), ActionWait, v1alpha1.ReasonRollingOut, 0, "1 of 3"},
+		{"promotion complete", base(promoted), ActionComplete, v1alpha1.ReasonRolloutComplete, 0, ""},
+		{"first version complete", base(promoted, func(in *Input) { in.LastGood = Version{} }), ActionComplete, v1alpha1.ReasonRolloutComplete, 0, ""},
 
 		// Rollback.
-		{"progress deadline exceeded", base(promoted, func(in *Input) { in.Production = DeploymentState{Phase: PhaseFailed, Message: "timed out"} }), ActionRollback, ReasonProgressDeadline, 0, "rolling back to version 1"},
+		{"progress deadline exceeded", base(promoted, func(in *Input) { in.Production = DeploymentState{Phase: PhaseFailed, Message: "timed out"} }), ActionRollback, v1alpha1.ReasonProgressDeadline, 0, "rolling back to version 1"},
 		{"new pods failing", base(promoted, func(in *Input) {
 			in.Production = DeploymentState{Phase: PhaseProgressing}
 			in.PodsFailing, in.PodsFailingMessage = true, "pod iris-x: CrashLoopBackOff"
-		}), ActionRollback, ReasonPodsFailing, 0, "CrashLoopBackOff"},
+		}), ActionRollback, v1alpha1.ReasonPodsFailing, 0, "CrashLoopBackOff"},
 		{"deadline with auto-rollback off", base(promoted, func(in *Input) {
 			in.Production, in.AutoRollback = DeploymentState{Phase: PhaseFailed}, false
-		}), ActionMarkFailed, ReasonProgressDeadline, 0, ""},
+		}), ActionMarkFailed, v1alpha1.ReasonProgressDeadline, 0, ""},
 		{"deadline with nothing to return to", base(promoted, func(in *Input) {
 			in.Production, in.LastGood = DeploymentState{Phase: PhaseFailed}, Version{}
-		}), ActionMarkFailed, ReasonProgressDeadline, 0, ""},
+		}), ActionMarkFailed, v1alpha1.ReasonProgressDeadline, 0, ""},
 		{"deadline when last good is the target itself", base(promoted, func(in *Input) {
 			in.Production, in.LastGood = DeploymentState{Phase: PhaseFailed}, v2
-		}), ActionMarkFailed, ReasonProgressDeadline, 0, ""},
-		{"pods failing but complete wins", base(promoted, func(in *Input) { in.PodsFailing = true }), ActionComplete, ReasonRolloutComplete, 0, ""},
+		}), ActionMarkFailed, v1alpha1.ReasonProgressDeadline, 0, ""},
+		{"pods failing but complete wins", base(promoted, func(in *Input) { in.PodsFailing = true }), ActionComplete, v1alpha1.ReasonRolloutComplete, 0, ""},
 
 		// A version that failed is not deployed again.
-		{"failed target, last good serving", base(func(in *Input) { in.TargetFailed = true }), ActionHold, ReasonVersionFailed, 0, "version 1 keeps serving"},
+		{"failed target, last good serving", base(func(in *Input) { in.TargetFailed = true }), ActionHold, v1alpha1.ReasonVersionFailed, 0, "version 1 keeps serving"},
 		{"failed target says how it failed", base(func(in *Input) {
 			in.TargetFailed, in.TargetFailure = true, "SmokeTestFailed: HTTP 400"
-		}), ActionHold, ReasonVersionFailed, 0, "version 2 failed (SmokeTestFailed: HTTP 400); version 1 keeps serving"},
-		{"failed target, candidate left", base(func(in *Input) { in.TargetFailed = true }, candidate(readyCandidate)), ActionDeleteCandidate, ReasonVersionFailed, 0, ""},
-		{"failed target still in production (restart mid-rollback)", base(promoted, func(in *Input) { in.TargetFailed = true }), ActionRollback, ReasonVersionFailed, 0, ""},
-		{"failed target in production, auto-rollback off", base(promoted, func(in *Input) { in.TargetFailed, in.AutoRollback = true, false }), ActionHold, ReasonVersionFailed, 0, ""},
+		}), ActionHold, v1alpha1.ReasonVersionFailed, 0, "version 2 failed (SmokeTestFailed: HTTP 400); version 1 keeps serving"},
+		{"failed target, candidate left", base(func(in *Input) { in.TargetFailed = true }, candidate(readyCandidate)), ActionDeleteCandidate, v1alpha1.ReasonVersionFailed, 0, ""},
+		{"failed target still in production (restart mid-rollback)", base(promoted, func(in *Input) { in.TargetFailed = true }), ActionRollback, v1alpha1.ReasonVersionFailed, 0, ""},
+		{"failed target in production, auto-rollback off", base(promoted, func(in *Input) { in.TargetFailed, in.AutoRollback = true, false }), ActionHold, v1alpha1.ReasonVersionFailed, 0, ""},
 		{"failed first version, nothing serves", base(func(in *Input) {
 			in.TargetFailed, in.LastGood, in.ProductionImage = true, Version{}, ""
-		}), ActionHold, ReasonVersionFailed, 0, "nothing keeps serving"},
+		}), ActionHold, v1alpha1.ReasonVersionFailed, 0, "nothing keeps serving"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,12 +21,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/test/cluster"
-	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
-	"github.com/mlflow-operator/mlflow-operator/test/podnet"
-	"github.com/mlflow-operator/mlflow-operator/test/registrytest"
-	"github.com/mlflow-operator/mlflow-operator/test/stack"
-	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/imageregistry"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/podnet"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/stack"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
 const webhookSecret = stack.WebhookSecret
@@ -35,8 +35,8 @@ var (
 	st         *stack.Stack
 	lc         *cluster.Cluster
 	k8s        client.Client
-	server     *mlflowtest.Server
-	reg        *registrytest.Registry
+	server     *mlflowserver.Server
+	reg        *imageregistry.Registry
 	pn         *podnet.PodNet
 	webhookURL string
 )
@@ -113,7 +113,7 @@ func dump(t *testing.T, md *v1alpha1.ModelDeployment) {
 }
 
 func TestChampionServesPredictions(t *testing.T) {
-	res := register(t, mlflowtest.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"})
+	res := register(t, mlflowserver.Op{"op": "register", "model": "iris", "seed": 1, "alias": "champion"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "iris", v1alpha1.ModelReference{Name: "iris", Alias: "champion"})
 	start := time.Now()
 	waitReady(t, md, res[0].Version, "Ready")
@@ -144,8 +144,8 @@ func TestChampionServesPredictions(t *testing.T) {
 func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 	ctx := context.Background()
 	res := register(t,
-		mlflowtest.Op{"op": "register", "model": "hooked", "seed": 1, "alias": "champion"},
-		mlflowtest.Op{"op": "create_webhook", "name": "operator", "url": webhookURL, "secret": webhookSecret,
+		mlflowserver.Op{"op": "register", "model": "hooked", "seed": 1, "alias": "champion"},
+		mlflowserver.Op{"op": "create_webhook", "name": "operator", "url": webhookURL, "secret": webhookSecret,
 			"events": []string{"model_version_alias.created", "model_version.created"}},
 	)
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "hooked", v1alpha1.ModelReference{Name: "hooked", Alias: "champion"},
@@ -181,9 +181,9 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 	}()
 
 	moved := register(t,
-		mlflowtest.Op{"op": "register", "model": "hooked", "seed": 2},
+		mlflowserver.Op{"op": "register", "model": "hooked", "seed": 2},
 	)
-	register(t, mlflowtest.Op{"op": "set_alias", "model": "hooked", "alias": "champion", "version": moved[0].Version})
+	register(t, mlflowserver.Op{"op": "set_alias", "model": "hooked", "alias": "champion", "version": moved[0].Version})
 	aliasMoved := time.Now()
 	waitReady(t, md, moved[0].Version, "v2 Ready")
 	t.Logf("MEASURED alias moved -> Ready on v2 (webhook, build, candidate, smoke test, rolling update): %s", time.Since(aliasMoved).Round(time.Second))
@@ -225,12 +225,12 @@ func productionImage(t *testing.T, md *v1alpha1.ModelDeployment) string {
 // fails its candidate's smoke test against the real scoring server;
 // production stays on the previous version and keeps answering.
 func TestBrokenModelNeverReachesProduction(t *testing.T) {
-	res := register(t, mlflowtest.Op{"op": "register", "model": "fragile", "seed": 1, "alias": "champion"})
+	res := register(t, mlflowserver.Op{"op": "register", "model": "fragile", "seed": 1, "alias": "champion"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "fragile", v1alpha1.ModelReference{Name: "fragile", Alias: "champion"})
 	waitReady(t, md, res[0].Version, "v1 Ready")
 	good := md.Status.Serving.Image
 
-	broken := register(t, mlflowtest.Op{"op": "register", "model": "fragile", "kind": "raises", "alias": "champion"})
+	broken := register(t, mlflowserver.Op{"op": "register", "model": "fragile", "kind": "raises", "alias": "champion"})
 	testenv.Eventually(t, 6*time.Minute, "broken version refused", func() error {
 		m, err := getMD(md)
 		if err != nil {
@@ -263,7 +263,7 @@ func TestBrokenModelNeverReachesProduction(t *testing.T) {
 // ModelDeployment: the real garbage collector removes everything it owned.
 func TestStageFollowingAndGarbageCollection(t *testing.T) {
 	ctx := context.Background()
-	res := register(t, mlflowtest.Op{"op": "register", "model": "staged", "seed": 1, "stage": "Production"})
+	res := register(t, mlflowserver.Op{"op": "register", "model": "staged", "seed": 1, "stage": "Production"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "staged", v1alpha1.ModelReference{Name: "staged", Stage: "Production"})
 	waitReady(t, md, res[0].Version, "Production v1 Ready")
 

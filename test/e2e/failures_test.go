@@ -13,9 +13,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/test/cluster"
-	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
-	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
 // TestCrashingVersionRollsBack: version 2 passes its smoke test, is
@@ -24,7 +24,7 @@ import (
 // back to version 1 on its own, which keeps serving and answering.
 func TestCrashingVersionRollsBack(t *testing.T) {
 	ctx := context.Background()
-	res := register(t, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 1, "alias": "champion"})
+	res := register(t, mlflowserver.Op{"op": "register", "model": "crashy", "seed": 1, "alias": "champion"})
 	v1, _ := strconv.Atoi(res[0].Version)
 	crashVersion := strconv.Itoa(v1 + 1)
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "crashy", v1alpha1.ModelReference{Name: "crashy", Alias: "champion"},
@@ -34,7 +34,7 @@ func TestCrashingVersionRollsBack(t *testing.T) {
 	waitReady(t, md, res[0].Version, "v1 Ready")
 	good := md.Status.Serving.Image
 
-	bad := register(t, mlflowtest.Op{"op": "register", "model": "crashy", "seed": 2, "alias": "champion"})
+	bad := register(t, mlflowserver.Op{"op": "register", "model": "crashy", "seed": 2, "alias": "champion"})
 	if bad[0].Version != crashVersion {
 		t.Fatalf("registered version %s, the crash label names %s", bad[0].Version, crashVersion)
 	}
@@ -100,7 +100,7 @@ func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
 	ctx := context.Background()
 	// 150 MiB of incompressible data: the push takes long enough to be
 	// caught in the middle.
-	res := register(t, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 150 << 20, "seed": 1, "alias": "champion"})
+	res := register(t, mlflowserver.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 150 << 20, "seed": 1, "alias": "champion"})
 	repo := "models/sturdy"
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "sturdy", v1alpha1.ModelReference{Name: "sturdy", Alias: "champion"})
 	t.Cleanup(func() {
@@ -129,7 +129,7 @@ func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
 	v1Image := md.Status.Serving.Image
 
 	// Version 2, small; killed while its rolling update runs.
-	moved := register(t, mlflowtest.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 1 << 20, "seed": 2, "alias": "champion"})
+	moved := register(t, mlflowserver.Op{"op": "register", "model": "sturdy", "kind": "sized", "size_bytes": 1 << 20, "seed": 2, "alias": "champion"})
 	testenv.Eventually(t, 6*time.Minute, "v2 promoted, rolling out", func() error {
 		m, err := getMD(md)
 		if err != nil {
@@ -198,7 +198,7 @@ func TestOperatorKilledMidBuildAndMidRollout(t *testing.T) {
 // resolves again and promotes the next version.
 func TestMLflowOutageLeavesServingAlone(t *testing.T) {
 	ctx := context.Background()
-	res := register(t, mlflowtest.Op{"op": "register", "model": "outage", "seed": 1, "alias": "champion"})
+	res := register(t, mlflowserver.Op{"op": "register", "model": "outage", "seed": 1, "alias": "champion"})
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "outage", v1alpha1.ModelReference{Name: "outage", Alias: "champion"})
 	waitReady(t, md, res[0].Version, "v1 Ready")
 	before := &appsv1.Deployment{}
@@ -220,7 +220,7 @@ func TestMLflowOutageLeavesServingAlone(t *testing.T) {
 			return err
 		}
 		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionModelResolved)
-		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonMLflowUnreachable {
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != string(v1alpha1.ReasonMLflowUnreachable) {
 			return fmt.Errorf("ModelResolved %+v", c)
 		}
 		return nil
@@ -272,6 +272,6 @@ func TestMLflowOutageLeavesServingAlone(t *testing.T) {
 		}
 		return nil
 	})
-	next := register(t, mlflowtest.Op{"op": "register", "model": "outage", "seed": 2, "alias": "champion"})
+	next := register(t, mlflowserver.Op{"op": "register", "model": "outage", "seed": 2, "alias": "champion"})
 	waitReady(t, md, next[0].Version, "v2 Ready after the outage")
 }

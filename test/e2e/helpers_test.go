@@ -16,12 +16,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
-	"github.com/mlflow-operator/mlflow-operator/test/mlflowtest"
-	"github.com/mlflow-operator/mlflow-operator/test/testenv"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
 // register runs fixture operations on the MLflow server (see fixture.py).
-func register(t *testing.T, ops ...mlflowtest.Op) []mlflowtest.Result {
+func register(t *testing.T, ops ...mlflowserver.Op) []mlflowserver.Result {
 	t.Helper()
 	res, err := server.Fixture(context.Background(), ops...)
 	if err != nil {

@@ -1,0 +1,78 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
+	"github.com/mlflow-operator/mlflow-operator/internal/smoketest"
+)
+
+// AnnotationVerifiedImage, on a candidate Deployment, is the image whose
+// smoke test passed: a restarted operator does not test it again.
+const AnnotationVerifiedImage = "serving.mlflow-operator.io/verified-image"
+
+// smokeTest sends the smoke test to a Ready candidate pod.
+func (r *ModelDeploymentReconciler) smokeTest(ctx context.Context, s *scope) rollout.Smoke {
+	md := s.md
+	var pod *corev1.Pod
+	for i := range s.w.candidatePods {
+		p := &s.w.candidatePods[i]
+		if p.DeletionTimestamp.IsZero() && podReady(p) && runsImage(p, md.Status.Target.Image) {
+			pod = p
+			break
+		}
+	}
+	if pod == nil {
+		// Ready by its Deployment, but the cache has no Ready pod yet: the
+		// test waits for the pod's event.
+		return rollout.Smoke{}
+	}
+	body := []byte(md.Spec.Rollout.SmokeTest.Request)
+	if len(body) == 0 {
+		if r.Examples == nil {
+			return rollout.Smoke{Ran: true, OK: true, Message: "no example source; the candidate's readiness is the check"}
+		}
+		example, err := r.Examples.Example(ctx, md, md.Status.Target.Version)
+		if err != nil {
+			return rollout.Smoke{Ran: true, Message: "cannot read the model's input example: " + err.Error()}
+		}
+		if example == nil {
+			return rollout.Smoke{Ran: true, OK: true, Message: "the model has no serving_input_example.json; the candidate's readiness is the check"}
+		}
+		body = example
+	}
+	tester := r.SmokeTester
+	if tester == nil {
+		tester = smoketest.HTTP{}
+	}
+	if err := tester.Test(ctx, pod, md.Spec.ServingPort(), md.Spec.SmokeTestPath(), body, md.Spec.SmokeTestTimeout()); err != nil {
+		return rollout.Smoke{Ran: true, Message: err.Error()}
+	}
+	return rollout.Smoke{Ran: true, OK: true}
+}
+
+// markVerified records on the candidate that image passed its smoke test.
+func (r *ModelDeploymentReconciler) markVerified(ctx context.Context, d *appsv1.Deployment, image string) error {
+	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationVerifiedImage, image))
+	if err := r.Patch(ctx, d, client.RawPatch("application/merge-patch+json", patch)); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func (r *ModelDeploymentReconciler) deleteCandidate(ctx context.Context, w *workloads) error {
+	if w.candidate == nil {
+		return nil
+	}
+	if err := r.Delete(ctx, w.candidate, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete the candidate: %w", err)
+	}
+	return nil
+}

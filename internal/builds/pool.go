@@ -1,0 +1,333 @@
+// Package builds runs image builds off the reconcile workers: a bounded pool
+// of workers (a manager Runnable whose work stops with the manager) that
+// downloads a model version from MLflow, checks its Python dependencies
+// against the base image, builds the image and pushes it. Image answers at
+// once (building, built, or failed) and a finished build makes its
+// ModelDeployment reconcile. All the pool keeps in memory can be lost: after
+// a restart the registry lookup finds what was pushed, and nothing is built
+// twice.
+package builds
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
+	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
+)
+
+// Result is the state of the image of one model version.
+type Result struct {
+	// Image is the pushed image by digest (repository@sha256:...), empty
+	// while it is being built.
+	Image string
+	// Reused: the image was in the registry already; nothing was pushed.
+	Reused bool
+	// Message says, for a person, what is happening (e.g. "building").
+	Message string
+	// Dependencies is the dependency check's verdict, when one ran.
+	Dependencies *Dependencies
+	// RetryAt is when a failed build is tried again.
+	RetryAt time.Time
+}
+
+// Dependencies is the verdict of the dependency check.
+type Dependencies struct {
+	// Skipped: no check ran (dependencyPolicy Ignore, or the image was
+	// reused). Satisfied is then true.
+	Skipped   bool
+	Satisfied bool
+	Message   string
+}
+
+// Pool runs builds in a bounded pool of workers. A build is cancelled when
+// its ModelDeployment moves to another version or is forgotten, and every
+// build stops when the context given to Start ends. Failures are retried
+// with exponential backoff (10 s doubling up to 10 minutes).
+type Pool struct {
+	// Reader reads Secrets (uncached).
+	Reader client.Reader
+	// MLflow gives the MLflow client of a ModelDeployment.
+	MLflow *resolver.Resolver
+	// Builder builds and pushes.
+	Builder *imagebuild.Builder
+	// Workers bounds concurrent builds; 2 when zero.
+	Workers int
+	// TempDir holds downloads; os.TempDir() when empty.
+	TempDir string
+	// Done receives a ModelDeployment whose build finished.
+	Done chan<- event.GenericEvent
+	// Keychain is the operator's own registry credentials (cloud
+	// keychains); authn.DefaultKeychain when nil.
+	Keychain authn.Keychain
+	Log      logr.Logger
+	// Clock; the real one when nil.
+	Clock clock.PassiveClock
+
+	// run does one build; (*Pool).build when nil (tests replace it).
+	run func(ctx context.Context, j *job) (*Result, error)
+
+	once      sync.Once
+	mu        sync.Mutex
+	jobs      map[types.NamespacedName]*job
+	queue     []*job
+	wake      chan struct{}
+	failures  workqueue.TypedRateLimiter[types.NamespacedName]
+	lastPrune time.Time
+}
+
+// job is one ModelDeployment's build of one version.
+type job struct {
+	key     types.NamespacedName
+	md      *v1alpha1.ModelDeployment
+	version resolver.ModelVersion
+	spec    string // what else decides the image: base, repository, tag, port
+
+	// Guarded by Pool.mu.
+	cancel  context.CancelFunc
+	running bool
+	queued  bool
+	gone    bool // superseded or forgotten: its outcome is dropped
+	phase   string
+	result  *Result
+	deps    *Dependencies // the last dependency verdict, also of a failed build
+	err     error
+	retryAt time.Time
+	used    time.Time // when a reconcile last asked; idle jobs are forgotten
+}
+
+func (p *Pool) init() {
+	p.once.Do(func() {
+		p.jobs = map[types.NamespacedName]*job{}
+		p.wake = make(chan struct{}, 1)
+		p.failures = workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](10*time.Second, 10*time.Minute)
+		if p.run == nil {
+			p.run = p.build
+		}
+	})
+}
+
+func (p *Pool) now() time.Time {
+	if p.Clock == nil {
+		return time.Now()
+	}
+	return p.Clock.Now()
+}
+
+// Image answers the image of version v of md without blocking: the pushed
+// image, "building" (and a build is queued when there is none), or the last
+// build's error until its retry time.
+func (p *Pool) Image(_ context.Context, md *v1alpha1.ModelDeployment, v resolver.ModelVersion) (Result, error) {
+	p.init()
+	key := types.NamespacedName{Namespace: md.Namespace, Name: md.Name}
+	spec := buildSpec(md)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prune()
+	j := p.jobs[key]
+	if j != nil && (j.version.Version != v.Version || j.spec != spec || j.md.UID != md.UID) {
+		// The target moved (or the object was recreated): the old build is
+		// of no use.
+		p.dropLocked(j)
+		p.failures.Forget(key)
+		j = nil
+	}
+	if j == nil {
+		j = &job{key: key, md: md.DeepCopy(), version: v, spec: spec}
+		p.jobs[key] = j
+	}
+	j.used = p.now()
+	switch {
+	case j.running || j.queued:
+		return Result{Message: j.phase, Dependencies: j.deps}, nil
+	case j.result != nil:
+		return *j.result, nil
+	case j.err != nil && p.now().Before(j.retryAt):
+		return Result{RetryAt: j.retryAt, Dependencies: j.deps}, j.err
+	}
+	j.md = md.DeepCopy()
+	p.enqueueLocked(j)
+	return Result{Message: j.phase, Dependencies: j.deps}, nil
+}
+
+// Forget drops what is known about a ModelDeployment and cancels its build
+// (it was deleted).
+func (p *Pool) Forget(key types.NamespacedName) {
+	p.init()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j := p.jobs[key]; j != nil {
+		p.dropLocked(j)
+	}
+	p.failures.Forget(key)
+}
+
+// dropLocked cancels j and removes it; p.mu is held.
+func (p *Pool) dropLocked(j *job) {
+	j.gone = true
+	if j.cancel != nil {
+		j.cancel()
+	}
+	if j.queued {
+		for i, q := range p.queue {
+			if q == j {
+				p.queue = append(p.queue[:i], p.queue[i+1:]...)
+				break
+			}
+		}
+		j.queued = false
+	}
+	if p.jobs[j.key] == j {
+		delete(p.jobs, j.key)
+	}
+}
+
+// enqueueLocked queues j for a worker; p.mu is held.
+func (p *Pool) enqueueLocked(j *job) {
+	j.queued, j.err, j.phase = true, nil, "waiting for a build worker"
+	p.queue = append(p.queue, j)
+	p.signal()
+}
+
+func (p *Pool) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// prune forgets, every 10 minutes, the jobs no reconcile asked about for an
+// hour (their ModelDeployments serve what they built, or were deleted while
+// the operator was down); p.mu is held.
+func (p *Pool) prune() {
+	now := p.now()
+	if now.Sub(p.lastPrune) < 10*time.Minute {
+		return
+	}
+	p.lastPrune = now
+	for key, j := range p.jobs {
+		if !j.running && !j.queued && now.Sub(j.used) > time.Hour {
+			delete(p.jobs, key)
+			p.failures.Forget(key)
+		}
+	}
+}
+
+// Start runs the workers until ctx ends, then cancels every build and waits
+// for the workers to return (a manager Runnable).
+func (p *Pool) Start(ctx context.Context) error {
+	p.init()
+	n := p.Workers
+	if n <= 0 {
+		n = 2
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, jctx := p.next(ctx)
+				if j == nil {
+					return
+				}
+				p.finish(ctx, j, jctx)
+			}
+		}()
+	}
+	<-ctx.Done()
+	p.mu.Lock()
+	for _, j := range p.jobs {
+		if j.cancel != nil {
+			j.cancel()
+		}
+	}
+	p.mu.Unlock()
+	wg.Wait()
+	return nil
+}
+
+// NeedLeaderElection: builds are started by reconciles, which run on the
+// leader only.
+func (p *Pool) NeedLeaderElection() bool { return true }
+
+// next waits for a queued job and marks it running, or returns nil when ctx
+// ends.
+func (p *Pool) next(ctx context.Context) (*job, context.Context) {
+	for {
+		p.mu.Lock()
+		if len(p.queue) > 0 && ctx.Err() == nil {
+			j := p.queue[0]
+			p.queue = p.queue[1:]
+			jctx, cancel := context.WithCancel(ctx)
+			j.queued, j.running, j.cancel = false, true, cancel
+			if len(p.queue) > 0 {
+				p.signal() // another worker may take the next one
+			}
+			p.mu.Unlock()
+			return j, jctx
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-p.wake:
+		}
+	}
+}
+
+// finish runs j in jctx (cancelled when j is dropped or the pool stops)
+// and records its outcome, unless it was dropped meanwhile.
+func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
+	log := p.Log.WithValues("modelDeployment", j.key.String(), "modelVersion", j.version.Version)
+	res, err := p.run(jctx, j)
+	stopped := jctx.Err() != nil
+	p.mu.Lock()
+	j.cancel()
+	j.running = false
+	if j.gone || stopped {
+		// Superseded, forgotten, or the operator is stopping: nobody
+		// waits for this outcome.
+		p.mu.Unlock()
+		return
+	}
+	if res != nil {
+		j.deps = res.Dependencies
+	}
+	if err != nil {
+		j.err, j.result = err, nil
+		j.retryAt = p.now().Add(p.failures.When(j.key))
+		log.Info("Image build failed", "error", err.Error(), "retryAt", j.retryAt)
+	} else {
+		p.failures.Forget(j.key)
+		j.result = res
+		log.Info("Image ready", "image", res.Image, "reused", res.Reused)
+	}
+	md := j.md
+	p.mu.Unlock()
+	if p.Done != nil {
+		t := time.NewTimer(10 * time.Second)
+		defer t.Stop()
+		select {
+		case p.Done <- event.GenericEvent{Object: md}:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (p *Pool) setPhase(j *job, phase string) {
+	p.mu.Lock()
+	j.phase = phase
+	p.mu.Unlock()
+}

@@ -1,0 +1,131 @@
+package imagebuild
+
+// This file talks to registries beyond pushing: the options of every request,
+// the check whether the tag already holds the image, and the translation of
+// go-containerregistry's errors into failures.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
+)
+
+// reusable tells whether the tag already holds this model version built on
+// this base, so nothing needs building or pushing. Any failure to read the
+// tag means "no": building again is always correct.
+func (bd *build) reusable() (*Result, bool) {
+	req := bd.req
+	desc, err := remote.Get(bd.tag, bd.pushOpts...)
+	if err != nil {
+		return nil, false
+	}
+	var img v1.Image
+	platforms := 1
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, false
+		}
+		im, err := idx.IndexManifest()
+		if err != nil || len(im.Manifests) == 0 {
+			return nil, false
+		}
+		platforms = len(im.Manifests)
+		if img, err = idx.Image(im.Manifests[0].Digest); err != nil {
+			return nil, false
+		}
+	} else if img, err = desc.Image(); err != nil {
+		return nil, false
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, false
+	}
+	l := cf.Config.Labels
+	if l[LabelModelName] != req.Model.Name || l[LabelVersion] != req.Model.Version || l[LabelBaseDigest] != bd.baseDigest {
+		return nil, false
+	}
+	// With the files' digest known, it must match; before the download,
+	// the version's source must (MLflow versions do not change their files).
+	if req.Model.Digest != "" && l[LabelModelDigest] != req.Model.Digest {
+		return nil, false
+	}
+	if req.Model.Digest == "" && (req.Model.Source == "" || l[LabelModelSource] != req.Model.Source) {
+		return nil, false
+	}
+	return &Result{
+		Image: bd.repo.Digest(desc.Digest.String()).String(), Digest: desc.Digest.String(),
+		BaseDigest: bd.baseDigest, Reused: true, Platforms: platforms,
+	}, true
+}
+
+func (b *Builder) remoteOptions(ctx context.Context, kc authn.Keychain, insecure bool) []remote.Option {
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	rt := b.Transport
+	if rt == nil {
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		if insecure {
+			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the spec opted in
+		}
+		rt = t
+	}
+	jobs := b.Jobs
+	if jobs == 0 {
+		jobs = 4
+	}
+	return []remote.Option{
+		remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithTransport(rt), remote.WithJobs(jobs),
+		remote.WithUserAgent("mlflow-operator"),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 4}),
+	}
+}
+
+// classify turns a go-containerregistry error of step op into a failure of
+// the registry: Unauthorized, NotFound, Unreachable, or Other.
+func classify(op string, err error) error {
+	kind := failure.Other
+	var te *transport.Error
+	var ne net.Error
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &te):
+		kind = transportKind(te)
+	case errors.As(err, &opErr), errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded):
+		kind = failure.Unreachable
+	}
+	return failure.New(kind, failure.Registry, op, err)
+}
+
+// transportKind reads a registry's answer: the HTTP status first, then, for
+// a status that says less (a 400), the error codes of the body.
+func transportKind(te *transport.Error) failure.Kind {
+	switch {
+	case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden:
+		return failure.Unauthorized
+	case te.StatusCode == http.StatusNotFound:
+		return failure.NotFound
+	case te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500:
+		return failure.Unreachable
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
+			return failure.Unauthorized
+		case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode:
+			return failure.NotFound
+		}
+	}
+	return failure.Other
+}

@@ -1,0 +1,85 @@
+// Package status turns what the reconcile steps found into the kstatus
+// summary conditions (Ready, Reconciling, Stalled) and the steps' own
+// conditions. It is pure: no client, no network, no clock.
+package status
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+)
+
+// Outcome is how a reconcile ended, as the summary conditions tell it: the
+// first failure of any step (resolve, build, rollout), else the first step
+// still under way, else success.
+type Outcome struct {
+	// Ready: the followed version serves with all replicas available.
+	Ready bool
+	// Stalled: no progress without a change from a person. Reason and
+	// Message then say why.
+	Stalled bool
+	// Failing: a step failed and will be retried (Ready=False while
+	// Reconciling=True); without it Ready is Unknown while work is under way.
+	Failing bool
+	// Reason and Message of the Ready (and Reconciling or Stalled) condition.
+	Reason  v1alpha1.Reason
+	Message string
+}
+
+// SetSummary writes the kstatus summary conditions for outcome: Ready always;
+// Reconciling only while work is under way; Stalled only while stuck; never
+// both Reconciling and Stalled.
+func SetSummary(conds *[]metav1.Condition, generation int64, o Outcome) {
+	set := func(t string, status metav1.ConditionStatus) {
+		meta.SetStatusCondition(conds, metav1.Condition{
+			Type: t, Status: status, Reason: string(o.Reason), Message: o.Message, ObservedGeneration: generation,
+		})
+	}
+	switch {
+	case o.Ready:
+		set(v1alpha1.ConditionReady, metav1.ConditionTrue)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
+	case o.Stalled:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
+		set(v1alpha1.ConditionStalled, metav1.ConditionTrue)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
+	default:
+		status := metav1.ConditionUnknown
+		if o.Failing {
+			status = metav1.ConditionFalse
+		}
+		set(v1alpha1.ConditionReady, status)
+		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
+	}
+}
+
+// SetSuspended says in the summary that reconciliation is suspended: Ready
+// keeps the status it last had (the operator changed nothing since), with
+// the reason Suspended and a message that says so; Reconciling and Stalled
+// go, since no work is under way and nothing is stuck.
+func SetSuspended(conds *[]metav1.Condition, generation int64, message string) {
+	status := metav1.ConditionUnknown
+	if ready := meta.FindStatusCondition(*conds, v1alpha1.ConditionReady); ready != nil {
+		status = ready.Status
+	}
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: status, Reason: string(v1alpha1.ReasonSuspended),
+		Message: message, ObservedGeneration: generation,
+	})
+	meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
+	meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
+}
+
+// SetCondition sets a step's condition at generation and tells whether its
+// status or reason changed: a transition worth an event.
+func SetCondition(conds *[]metav1.Condition, generation int64, t string, status metav1.ConditionStatus, reason v1alpha1.Reason, msg string) bool {
+	old := meta.FindStatusCondition(*conds, t)
+	changed := old == nil || old.Status != status || old.Reason != string(reason)
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: t, Status: status, Reason: string(reason), Message: msg, ObservedGeneration: generation,
+	})
+	return changed
+}

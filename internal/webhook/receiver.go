@@ -1,0 +1,155 @@
+// Package webhook receives MLflow webhook deliveries: it verifies their
+// signature, drops replays and stale ones, and makes every ModelDeployment
+// that follows the named model reconcile at once. Polling stays on:
+// deliveries are best effort, and stage transitions send none.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
+)
+
+// Path is where the receiver takes MLflow webhook deliveries.
+const Path = "/webhooks/mlflow"
+
+// IndexModelName is the field index of ModelDeployments by spec.model.name
+// that the receiver lists by; register it with ModelNameIndexer.
+const IndexModelName = "spec.model.name"
+
+// ModelNameIndexer extracts IndexModelName.
+func ModelNameIndexer(obj client.Object) []string {
+	md, ok := obj.(*v1alpha1.ModelDeployment)
+	if !ok || md.Spec.Model.Name == "" {
+		return nil
+	}
+	return []string{md.Spec.Model.Name}
+}
+
+// maxBody bounds a delivery's body; MLflow's are a few hundred bytes.
+const maxBody = 64 << 10
+
+// Receiver takes MLflow webhook deliveries. It is a manager Runnable.
+type Receiver struct {
+	// Addr is the listen address, e.g. ":9090".
+	Addr     string
+	Verifier *mlflow.WebhookVerifier
+	// Reader lists ModelDeployments by IndexModelName (the manager's cache).
+	Reader client.Reader
+	// Invalidate drops cached registry answers about a model.
+	Invalidate func(model string)
+	// Events receives one GenericEvent per ModelDeployment to reconcile.
+	Events chan<- event.GenericEvent
+	Log    logr.Logger
+}
+
+// ServeHTTP handles one delivery. Refusals say only "refused": the sender
+// learns nothing about which check failed.
+func (w *Receiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxBody))
+	if err != nil {
+		http.Error(rw, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err := w.Verifier.Verify(r.Header, body); err != nil {
+		// The reason, never the signature or the secret.
+		w.Log.Info("Refused a webhook delivery", "reason", err.Error(), "remote", r.RemoteAddr)
+		status := http.StatusUnauthorized
+		if errors.Is(err, mlflow.ErrWebhookReplayed) {
+			// Already handled: a 2xx stops the sender's retries.
+			status = http.StatusOK
+		}
+		http.Error(rw, "refused", status)
+		return
+	}
+	ev, err := mlflow.ParseWebhookEvent(body)
+	if err != nil {
+		http.Error(rw, "invalid payload", http.StatusBadRequest)
+		return
+	}
+	if !mlflow.ModelEvents[ev.Event()] {
+		rw.WriteHeader(http.StatusAccepted)
+		return
+	}
+	n, err := w.enqueue(r.Context(), ev.Data.Name)
+	if err != nil {
+		w.Log.Error(err, "Cannot list ModelDeployments for a webhook", "model", ev.Data.Name)
+		http.Error(rw, "cannot list ModelDeployments", http.StatusServiceUnavailable)
+		return
+	}
+	w.Log.Info("Webhook delivery", "event", ev.Event(), "model", ev.Data.Name, "modelVersion", ev.Data.Version,
+		"deliveryID", r.Header.Get(mlflow.HeaderDeliveryID), "modelDeployments", n)
+	rw.WriteHeader(http.StatusAccepted)
+}
+
+func (w *Receiver) enqueue(ctx context.Context, model string) (int, error) {
+	if w.Invalidate != nil {
+		w.Invalidate(model)
+	}
+	list := &v1alpha1.ModelDeploymentList{}
+	if err := w.Reader.List(ctx, list, client.MatchingFields{IndexModelName: model}); err != nil {
+		return 0, err
+	}
+	for i := range list.Items {
+		select {
+		case w.Events <- event.GenericEvent{Object: &list.Items[i]}:
+		case <-ctx.Done():
+			return i, ctx.Err()
+		}
+	}
+	return len(list.Items), nil
+}
+
+// Start serves until ctx ends, then shuts down within 5 seconds.
+func (w *Receiver) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", w.Addr)
+	if err != nil {
+		return err
+	}
+	return w.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends.
+func (w *Receiver) Serve(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle(Path, w)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	w.Log.Info("Receiving MLflow webhooks", "addr", ln.Addr().String(), "path", Path)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	}
+}
+
+// NeedLeaderElection: only the leader reconciles, so only the leader takes
+// deliveries (a standby refuses connections, which MLflow retries, and
+// polling covers the rest).
+func (w *Receiver) NeedLeaderElection() bool { return true }

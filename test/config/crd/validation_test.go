@@ -1,0 +1,286 @@
+// Package crd checks the generated CRD on a real kube-apiserver: every
+// invalid ModelDeployment is refused with a message a person understands,
+// and the defaults are applied. Add a row to the table with every new rule.
+package crd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/fixtures"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func createNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "validation-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// TestDefaults checks that the API server fills in the documented defaults.
+func TestDefaults(t *testing.T) {
+	ctx := context.Background()
+	md := fixtures.Valid(createNamespace(t), "defaults")
+	if err := env.Client.Create(ctx, md); err != nil {
+		t.Fatalf("valid object refused: %v", err)
+	}
+	got := &v1alpha1.ModelDeployment{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(md), got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Spec
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"serving.port", s.Serving.Port, int32(8080)},
+		{"scaling.minReplicas", ptr.Deref(s.Scaling.MinReplicas, 0), int32(3)},
+		{"scaling.maxReplicas", ptr.Deref(s.Scaling.MaxReplicas, 0), int32(10)},
+		{"scaling.targetCPUUtilization", ptr.Deref(s.Scaling.TargetCPUUtilization, 0), int32(70)},
+		{"mlflow.pollInterval", s.MLflow.PollInterval.Duration, time.Minute},
+		{"image.tagTemplate", s.Image.TagTemplate, "{name}-v{version}"},
+		{"image.dependencyPolicy", s.Image.DependencyPolicy, v1alpha1.DependencyPolicyWarn},
+		{"networkPolicy.enabled", ptr.Deref(s.NetworkPolicy.Enabled, false), true},
+		{"rollout.progressDeadline", s.Rollout.ProgressDeadline.Duration, 10 * time.Minute},
+		{"rollout.autoRollback", ptr.Deref(s.Rollout.AutoRollback, false), true},
+		{"rollout.historyLimit", ptr.Deref(s.Rollout.HistoryLimit, 0), int32(10)},
+		{"rollout.smokeTest.enabled", ptr.Deref(s.Rollout.SmokeTest.Enabled, false), true},
+		{"rollout.smokeTest.path", s.Rollout.SmokeTest.Path, "/invocations"},
+		{"rollout.smokeTest.timeout", s.Rollout.SmokeTest.Timeout.Duration, 30 * time.Second},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("spec.%s defaulted to %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestValidObjectsAccepted: variations that must stay valid, so that the
+// refusals below are about the field they change and nothing else.
+func TestValidObjectsAccepted(t *testing.T) {
+	ns := createNamespace(t)
+	cases := map[string]func(*v1alpha1.ModelDeployment){
+		"alias":         func(md *v1alpha1.ModelDeployment) {},
+		"stage":         func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Stage = "Production" },
+		"version":       func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Version = "12" },
+		"registry port": func(md *v1alpha1.ModelDeployment) { md.Spec.Image.Repository = "127.0.0.1:5000/models/iris" },
+		"base by digest": func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Image.BaseImage = "reg.io/a/b@sha256:" + strings.Repeat("a", 64)
+		},
+		"percent pdb": func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Disruption.MaxUnavailable = ptr.To(intstr.FromString("25%"))
+		},
+		"min equals max": func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Scaling.MinReplicas, md.Spec.Scaling.MaxReplicas = ptr.To(int32(2)), ptr.To(int32(2))
+		},
+		"one replica": func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Scaling.MinReplicas, md.Spec.Scaling.MaxReplicas = ptr.To(int32(1)), ptr.To(int32(1))
+		},
+		"https and durations": func(md *v1alpha1.ModelDeployment) {
+			md.Spec.MLflow.TrackingURI = "https://mlflow.example.com/"
+			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: 90 * time.Second}
+			md.Spec.Rollout.ProgressDeadline = &metav1.Duration{Duration: 15 * time.Minute}
+		},
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			md := fixtures.Valid(ns, strings.ReplaceAll(name, " ", "-"))
+			mutate(md)
+			if err := env.Client.Create(context.Background(), md); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
+
+// TestInvalidObjectsRefused creates invalid ModelDeployments in the real API
+// server and checks that each is refused with a message naming the field.
+func TestInvalidObjectsRefused(t *testing.T) {
+	ns := createNamespace(t)
+	cases := []struct {
+		name   string
+		mutate func(*v1alpha1.ModelDeployment)
+		// field must appear in the message; so must each of words.
+		field string
+		words []string
+	}{
+		{"alias and version", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Version = "3" },
+			"spec.model", []string{"exactly one of alias, stage or version"}},
+		{"alias and stage", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Stage = "Production" },
+			"spec.model", []string{"exactly one"}},
+		{"none of alias, stage, version", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = "" },
+			"spec.model", []string{"exactly one"}},
+		{"empty model name", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Name = "" },
+			"spec.model.name", nil},
+		{"reserved alias latest", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = "latest" },
+			"spec.model.alias", []string{"reserved"}},
+		{"reserved alias v3", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = "v3" },
+			"spec.model.alias", []string{"reserved"}},
+		{"unknown stage", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Stage = "Prod" },
+			"spec.model.stage", []string{"Production"}},
+		{"version not a number", func(md *v1alpha1.ModelDeployment) { md.Spec.Model.Alias = ""; md.Spec.Model.Version = "latest" },
+			"spec.model.version", nil},
+		{"empty tracking URI", func(md *v1alpha1.ModelDeployment) { md.Spec.MLflow.TrackingURI = "" },
+			"spec.mlflow.trackingURI", nil},
+		{"tracking URI without scheme", func(md *v1alpha1.ModelDeployment) { md.Spec.MLflow.TrackingURI = "mlflow:5000" },
+			"spec.mlflow.trackingURI", []string{"http://"}},
+		{"bad poll interval", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: -time.Second}
+		},
+			"spec.mlflow.pollInterval", nil},
+		{"poll interval too short", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.MLflow.PollInterval = &metav1.Duration{Duration: time.Second}
+		}, "spec.mlflow.pollInterval", []string{"at least 5s"}},
+		{"repository with a tag", func(md *v1alpha1.ModelDeployment) { md.Spec.Image.Repository = "registry.example.com/models/iris:v1" },
+			"spec.image.repository", []string{"must not contain a tag"}},
+		{"repository with a digest", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Image.Repository = "registry.example.com/models/iris@sha256:" + strings.Repeat("a", 64)
+		}, "spec.image.repository", []string{"must not contain a digest"}},
+		{"repository with upper case", func(md *v1alpha1.ModelDeployment) { md.Spec.Image.Repository = "registry.example.com/Models/Iris" },
+			"spec.image.repository", []string{"lower-case"}},
+		{"empty base image", func(md *v1alpha1.ModelDeployment) { md.Spec.Image.BaseImage = "" },
+			"spec.image.baseImage", nil},
+		{"base image with spaces", func(md *v1alpha1.ModelDeployment) { md.Spec.Image.BaseImage = "my image" },
+			"spec.image.baseImage", []string{"image reference"}},
+		{"tag template without version", func(md *v1alpha1.ModelDeployment) { md.Spec.Image.TagTemplate = "{name}-latest" },
+			"spec.image.tagTemplate", []string{"{version}"}},
+		{"unknown dependency policy", func(md *v1alpha1.ModelDeployment) { md.Spec.Image.DependencyPolicy = "Strict" },
+			"spec.image.dependencyPolicy", []string{"Enforce"}},
+		{"privileged port", func(md *v1alpha1.ModelDeployment) { md.Spec.Serving.Port = 80 },
+			"spec.serving.port", nil},
+		{"reserved pod label", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Serving.PodLabels = map[string]string{v1alpha1.LabelRole: "x"}
+		}, "spec.serving.podLabels", []string{"set by the operator"}},
+		{"negative min replicas", func(md *v1alpha1.ModelDeployment) { md.Spec.Scaling.MinReplicas = ptr.To(int32(-1)) },
+			"spec.scaling.minReplicas", nil},
+		{"zero max replicas", func(md *v1alpha1.ModelDeployment) { md.Spec.Scaling.MaxReplicas = ptr.To(int32(0)) },
+			"spec.scaling.maxReplicas", nil},
+		{"min above max", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Scaling.MinReplicas, md.Spec.Scaling.MaxReplicas = ptr.To(int32(5)), ptr.To(int32(4))
+		}, "spec.scaling", []string{"minReplicas must not be greater than maxReplicas"}},
+		{"cpu target above 100", func(md *v1alpha1.ModelDeployment) { md.Spec.Scaling.TargetCPUUtilization = ptr.To(int32(150)) },
+			"spec.scaling.targetCPUUtilization", nil},
+		{"both minAvailable and maxUnavailable", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromInt32(1))
+			md.Spec.Disruption.MaxUnavailable = ptr.To(intstr.FromInt32(1))
+		}, "spec.disruption", []string{"at most one of minAvailable and maxUnavailable"}},
+		{"minAvailable 100%", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromString("100%"))
+		},
+			"spec.disruption.minAvailable", []string{"block every eviction"}},
+		{"maxUnavailable 0", func(md *v1alpha1.ModelDeployment) { md.Spec.Disruption.MaxUnavailable = ptr.To(intstr.FromInt32(0)) },
+			"spec.disruption.maxUnavailable", []string{"block every eviction"}},
+		{"minAvailable not below minReplicas", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromInt32(3))
+		}, "spec.disruption.minAvailable", []string{"lower than spec.scaling.minReplicas"}},
+		{"progress deadline too short", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.ProgressDeadline = &metav1.Duration{Duration: time.Second}
+		}, "spec.rollout.progressDeadline", []string{"at least 10s"}},
+		{"smoke test path without slash", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.SmokeTest.Path = "invocations" },
+			"spec.rollout.smokeTest.path", nil},
+		{"history limit zero", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.HistoryLimit = ptr.To(int32(0)) },
+			"spec.rollout.historyLimit", nil},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			md := fixtures.Valid(ns, fmt.Sprintf("invalid-%d", i))
+			tc.mutate(md)
+			err := env.Client.Create(context.Background(), md)
+			assertRefused(t, err, tc.field, tc.words)
+		})
+	}
+
+	// Raw objects, for values a typed Go struct cannot hold.
+	raw := []struct {
+		name  string
+		path  []string
+		value any
+		field string
+	}{
+		{"bad cpu quantity", []string{"spec", "serving", "resources", "requests", "cpu"}, "lots", "spec.serving.resources.requests.cpu"},
+		{"bad memory quantity", []string{"spec", "serving", "resources", "limits", "memory"}, "1 GB", "spec.serving.resources.limits.memory"},
+		{"poll interval not a duration", []string{"spec", "mlflow", "pollInterval"}, "soon", "spec.mlflow.pollInterval"},
+		{"smoke test timeout not a duration", []string{"spec", "rollout", "smokeTest", "timeout"}, "30 seconds", "spec.rollout.smokeTest.timeout"},
+		{"minAvailable garbage string", []string{"spec", "disruption", "minAvailable"}, "two", "spec.disruption.minAvailable"},
+		{"replicas as string", []string{"spec", "scaling", "minReplicas"}, "three", "spec.scaling.minReplicas"},
+	}
+	for i, tc := range raw {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := toUnstructured(fixtures.Valid(ns, fmt.Sprintf("raw-%d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := setNested(u.Object, tc.value, tc.path...); err != nil {
+				t.Fatal(err)
+			}
+			err = env.Client.Create(context.Background(), u)
+			assertRefused(t, err, tc.field, nil)
+		})
+	}
+	if n := len(cases) + len(raw); n < 20 {
+		t.Fatalf("only %d invalid cases; the table must keep at least 20", n)
+	}
+}
+
+func assertRefused(t *testing.T, err error, field string, words []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted, want refused naming %s", field)
+	}
+	if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+		t.Fatalf("refused for another reason than validation: %v", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, field) {
+		t.Errorf("message does not name %s: %s", field, msg)
+	}
+	for _, w := range words {
+		if !strings.Contains(msg, w) {
+			t.Errorf("message lacks %q: %s", w, msg)
+		}
+	}
+	t.Logf("refused: %s", msg)
+}
+
+func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	return &unstructured.Unstructured{Object: m}, nil
+}
+
+func setNested(obj map[string]any, value any, path ...string) error {
+	return unstructured.SetNestedField(obj, value, path...)
+}
