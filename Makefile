@@ -70,8 +70,8 @@ registry: ## Install Debian's docker-registry (the CNCF distribution server) whe
 
 # Unit tests: every package's own tests; they need nothing built and run
 # with the race detector. The other packages are suites on real parts.
-UNIT_PKGS = ./api/... ./internal/... ./test/config/argocd/...
-SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /internal/ -e /api/ -e /test/config/argocd)
+UNIT_PKGS = ./api/... ./internal/... ./test/config/argocd/... ./test/architecture/...
+SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /internal/ -e /api/ -e /test/config/argocd -e /test/architecture)
 
 .PHONY: test
 test: manifests generate fmt vet controlplane pythonenv registry ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.

@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 )
 
 // FieldOwner is the server-side apply field manager of the operator.
@@ -42,7 +44,10 @@ func applyPartial(ctx context.Context, c client.Client, obj runtime.Object, mana
 func send(ctx context.Context, c client.Client, u *unstructured.Unstructured, manager string) error {
 	kind, name := u.GetKind(), u.GetName()
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(manager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("failed to apply %s %s: %w", kind, name, err)
+		// A refusal (an admission policy, a quota, an invalid field) needs a
+		// change somewhere; the reconcile is retried all the same, since the
+		// change may come from outside the ModelDeployment.
+		return failure.New(failure.Other, failure.Object, fmt.Sprintf("failed to apply %s %s", kind, name), err)
 	}
 	return nil
 }

@@ -37,14 +37,16 @@ func (r *ModelDeploymentReconciler) smokeTest(ctx context.Context, s *scope) rol
 	body := []byte(md.Spec.Rollout.SmokeTest.Request)
 	if len(body) == 0 {
 		if r.Examples == nil {
-			return rollout.Smoke{Ran: true, OK: true, Message: "no example source; the candidate's readiness is the check"}
+			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
+				Message: "this operator has no source of input examples and spec.rollout.smokeTest.request is empty"}
 		}
 		example, err := r.Examples.Example(ctx, md, md.Status.Target.Version)
 		if err != nil {
 			return rollout.Smoke{Ran: true, Message: "cannot read the model's input example: " + err.Error()}
 		}
 		if example == nil {
-			return rollout.Smoke{Ran: true, OK: true, Message: "the model has no serving_input_example.json; the candidate's readiness is the check"}
+			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
+				Message: "the model was logged without an input example (serving_input_example.json) and spec.rollout.smokeTest.request is empty"}
 		}
 		body = example
 	}

@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
@@ -59,11 +61,20 @@ func (r *ModelDeploymentReconciler) reconcileImage(ctx context.Context, s *scope
 			return true, nil
 		}
 		target.Image = res.Image
-		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonPushed, v1alpha1.ActionBuild,
-			fmt.Sprintf("image of version %s is %s", target.Version, res.Image))
+		reason, msg := v1alpha1.ReasonPushed, fmt.Sprintf("image of version %s is %s, built and pushed", target.Version, res.Image)
+		if res.Reused {
+			reason, msg = v1alpha1.ReasonReused, fmt.Sprintf("image of version %s is %s, found in the registry: nothing was built or pushed", target.Version, res.Image)
+		}
+		r.event(md, corev1.EventTypeNormal, reason, v1alpha1.ActionBuild, msg)
+		setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionTrue, reason, msg)
+		return true, nil
 	}
-	setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonPushed,
-		fmt.Sprintf("image of version %s is %s", target.Version, target.Image))
+	// Known from an earlier pass: the condition set then says how it came.
+	if c := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionImageReady); c == nil || c.Status != metav1.ConditionTrue ||
+		!strings.Contains(c.Message, target.Image) {
+		setCondition(md, v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonImageAvailable,
+			fmt.Sprintf("image of version %s is %s", target.Version, target.Image))
+	}
 	return true, nil
 }
 

@@ -35,6 +35,7 @@ import (
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/status"
+	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
 
 // ModelDeploymentReconciler reconciles ModelDeployments.
@@ -90,6 +91,10 @@ type scope struct {
 	// promoted, else the one serving.
 	image   string
 	version string
+
+	// served: observeServing saw status.serving's version run on every
+	// replica of the production Deployment. Ready may be True only then.
+	served bool
 
 	// problem is the first step failure; waiting the first step still under
 	// way. Together they make the summary conditions.
@@ -190,6 +195,7 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	} {
 		next, err := step(ctx, s)
 		if err != nil {
+			r.stepFailed(s, err)
 			return ctrl.Result{}, err
 		}
 		if !next {
@@ -239,8 +245,26 @@ func (r *ModelDeploymentReconciler) persist(ctx context.Context, s *scope) error
 	return nil
 }
 
+// stepFailed records a step's error in the summary, Ready=False with the
+// reason and message of what failed (the reconcile is retried with backoff),
+// and an event when that is news.
+func (r *ModelDeploymentReconciler) stepFailed(s *scope, err error) {
+	reason, _ := reasonOf(err, v1alpha1.ReasonKubernetesAPIError)
+	msg := text.Shorten(err.Error(), maxMessage)
+	s.fail(status.Outcome{Reason: reason, Message: msg})
+	if ready := meta.FindStatusCondition(s.base.Status.Conditions, v1alpha1.ConditionReady); ready == nil || ready.Reason != string(reason) {
+		r.event(s.md, corev1.EventTypeWarning, reason, v1alpha1.ActionReconcile, msg)
+	}
+	s.log.Info("Reconcile step failed; retrying", "reason", reason, "error", msg)
+}
+
+// maxMessage bounds a message written into a condition or an event.
+const maxMessage = 1024
+
 // summarize writes the kstatus summary conditions from what the steps found
-// and marks the generation handled.
+// and marks the generation handled. Ready is True only when a step saw the
+// version in status.serving run on every replica; anything short of that is
+// a failure, a wait, or (when no step said why) an unknown.
 func (r *ModelDeploymentReconciler) summarize(s *scope) {
 	md := s.md
 	var o status.Outcome
@@ -249,9 +273,11 @@ func (r *ModelDeploymentReconciler) summarize(s *scope) {
 		o = *s.problem
 	case s.waiting != nil:
 		o = *s.waiting
-	default:
+	case s.served:
 		o = status.Outcome{Ready: true, Reason: v1alpha1.ReasonSucceeded,
 			Message: "version " + s.version + " serves with all replicas available"}
+	default:
+		o = status.Outcome{Reason: v1alpha1.ReasonProgressing, Message: "no version is known to serve yet"}
 	}
 	status.SetSummary(&md.Status.Conditions, md.Generation, o)
 	md.Status.ObservedGeneration = md.Generation

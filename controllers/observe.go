@@ -23,6 +23,9 @@ func (r *ModelDeploymentReconciler) observeServing(_ context.Context, s *scope) 
 	case rollout.PhaseComplete:
 		setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionTrue, v1alpha1.ReasonRolloutComplete,
 			fmt.Sprintf("version %s: %s", s.version, state.Message))
+		sv := md.Status.Serving
+		s.served = sv != nil && sv.Version != "" && sv.Version == s.version && sv.Image == s.image &&
+			templateImage(s.w.production) == sv.Image && md.Status.Promoting == nil
 		if md.Status.Promoting != nil {
 			// Complete, but recorded by the next pass's rollout decision.
 			s.wait(v1alpha1.ReasonRollingOut, "recording the completed rollout")

@@ -23,10 +23,12 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	md, w := s.md, s.w
 	in := rollout.Input{
 		Now: s.now, ProgressDeadline: md.Spec.ProgressDeadline(),
-		SmokeTestEnabled: md.Spec.SmokeTestEnabled(), AutoRollback: md.Spec.AutoRollback(),
+		SmokeTestEnabled: md.Spec.SmokeTestEnabled(), SmokeTestRequired: md.Spec.Rollout.SmokeTest.Required,
+		AutoRollback: md.Spec.AutoRollback(),
 	}
 	if t := md.Status.Target; t != nil && t.Image != "" {
 		in.Target = rollout.Version{Version: t.Version, Image: t.Image}
+		in.PreviouslyServed = servedBefore(md, t.Image)
 	}
 	if lg := md.Status.LastGood; lg != nil {
 		in.LastGood = rollout.Version{Version: lg.Version, Image: lg.Image}
@@ -45,7 +47,7 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	d := rollout.Decide(in)
 	if d.Action == rollout.ActionSmokeTest {
 		in.Smoke = r.smokeTest(ctx, s)
-		if in.Smoke.OK {
+		if in.Smoke.OK && !in.Smoke.NoRequest {
 			if err := r.markVerified(ctx, w.candidate, in.Target.Image); err != nil {
 				return false, err
 			}
@@ -120,6 +122,10 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		if err := r.deleteCandidate(ctx, s.w); err != nil {
 			return err
 		}
+		if d.Reason != v1alpha1.ReasonVerified {
+			// Say what was (not) checked: readiness alone, or an earlier rollout.
+			r.event(md, corev1.EventTypeNormal, d.Reason, v1alpha1.ActionVerify, d.Message)
+		}
 		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonPromoted, v1alpha1.ActionPromote, d.Message)
 		s.wait(v1alpha1.ReasonRollingOut, d.Message)
 
@@ -158,6 +164,20 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		s.fail(status.Outcome{Stalled: true, Reason: d.Reason, Message: d.Message})
 	}
 	return nil
+}
+
+// servedBefore tells whether image rolled out completely before: it is the
+// last good one, or a rollout of it succeeded in the history.
+func servedBefore(md *v1alpha1.ModelDeployment, image string) bool {
+	if lg := md.Status.LastGood; lg != nil && lg.Image == image {
+		return true
+	}
+	for _, h := range md.Status.History {
+		if h.Image == image && h.Outcome == v1alpha1.OutcomeSucceeded {
+			return true
+		}
+	}
+	return false
 }
 
 // complete records a promotion that reached every replica: the version is

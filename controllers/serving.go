@@ -13,7 +13,6 @@ import (
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
-	"github.com/mlflow-operator/mlflow-operator/internal/status"
 )
 
 // initialReplicasOwner is the field manager that sets a new Deployment's
@@ -39,7 +38,6 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 	dep.Spec.Replicas = nil
 	applied, err := apply(ctx, r.Client, dep, FieldOwner)
 	if err != nil {
-		s.fail(status.Outcome{Reason: v1alpha1.ReasonApplyFailed, Message: err.Error()})
 		return false, err
 	}
 	if created {
@@ -68,7 +66,6 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 	}
 	for _, obj := range objs {
 		if _, err := apply(ctx, r.Client, obj, FieldOwner); err != nil {
-			s.fail(status.Outcome{Reason: v1alpha1.ReasonApplyFailed, Message: err.Error()})
 			return false, err
 		}
 	}

@@ -73,8 +73,15 @@ const (
 
 // ImageReady reasons.
 const (
-	ReasonBuilding             Reason = "Building"
-	ReasonPushed               Reason = "Pushed"
+	ReasonBuilding Reason = "Building"
+	// ReasonPushed: this operator built the image and pushed it.
+	ReasonPushed Reason = "Pushed"
+	// ReasonReused: the image was in the registry already, checked to hold
+	// this model version on this base image; nothing was pushed.
+	ReasonReused Reason = "Reused"
+	// ReasonImageAvailable: the image is known (from an earlier pass or
+	// operator) but not whether this operator pushed it.
+	ReasonImageAvailable       Reason = "Available"
 	ReasonBuildFailed          Reason = "BuildFailed"
 	ReasonBuildInvalid         Reason = "BuildInvalid"
 	ReasonRegistryUnauthorized Reason = "RegistryUnauthorized"
@@ -100,15 +107,30 @@ const (
 	ReasonCandidateFailed   Reason = "CandidateFailed"
 	ReasonCandidateNotReady Reason = "CandidateNotReady"
 	ReasonSmokeTestFailed   Reason = "SmokeTestFailed"
-	ReasonVerified          Reason = "Verified"
+	// ReasonVerified: the candidate answered the smoke test request.
+	ReasonVerified Reason = "Verified"
+	// ReasonReadinessOnly: the candidate became Ready but no request was
+	// sent (the smoke test is disabled, or the model has no input example
+	// and spec.rollout.smokeTest.request is empty).
+	ReasonReadinessOnly Reason = "ReadinessOnly"
+	// ReasonNoSmokeTestRequest: smokeTest.required is set and there is no
+	// request to send; the version is not promoted.
+	ReasonNoSmokeTestRequest Reason = "NoSmokeTestRequest"
+	// ReasonPreviouslyServed: the image served every replica before (its
+	// rollout succeeded); it is promoted without a new candidate.
+	ReasonPreviouslyServed  Reason = "PreviouslyServed"
 	ReasonRollingOut        Reason = "RollingOut"
 	ReasonRolloutComplete   Reason = "RolloutComplete"
 	ReasonProgressDeadline  Reason = "ProgressDeadlineExceeded"
 	ReasonPodsFailing       Reason = "PodsFailing"
 	ReasonVersionFailed     Reason = "VersionFailed"
 	ReasonCandidateLeftOver Reason = "CandidateLeftOver"
-	// ReasonApplyFailed: the API server refused an owned object.
+	// ReasonApplyFailed: the API server refused an owned object (an
+	// admission policy, a quota, a webhook, an invalid field).
 	ReasonApplyFailed Reason = "ApplyFailed"
+	// ReasonKubernetesAPIError: a request to the Kubernetes API the
+	// reconcile needs failed (a read, a delete, a status write); retried.
+	ReasonKubernetesAPIError Reason = "KubernetesAPIError"
 )
 
 // Event-only reasons: transitions that have no condition of their own.
@@ -134,6 +156,8 @@ const (
 	ActionRollback EventAction = "Rollback"
 	ActionRetry    EventAction = "Retry"
 	ActionSuspend  EventAction = "Suspend"
+	// ActionReconcile: a step of the reconcile failed and is retried.
+	ActionReconcile EventAction = "Reconcile"
 )
 
 // HistoryOutcome is how a rollout attempt in status.history ended.

@@ -309,12 +309,20 @@ type NetworkPolicySpec struct {
 
 // SmokeTestSpec configures the request a candidate must answer before it is
 // promoted.
+// +kubebuilder:validation:XValidation:rule="!(has(self.required) && self.required && has(self.enabled) && !self.enabled)",message="required needs the smoke test enabled"
 type SmokeTestSpec struct {
 	// Enabled runs the smoke test. Without it a candidate is promoted once its
-	// pod is Ready.
+	// pod is Ready (CandidateVerified then says ReadinessOnly).
 	// +optional
 	// +kubebuilder:default=true
 	Enabled *bool `json:"enabled,omitempty"`
+
+	// Required refuses to promote a version no request can be sent to: when
+	// the model was logged without an input example and request is empty,
+	// the version is marked failed (reason NoSmokeTestRequest) instead of
+	// being promoted on its readiness alone.
+	// +optional
+	Required bool `json:"required,omitempty"`
 
 	// Request is the JSON body POSTed to the candidate. Default: the model's
 	// own serving_input_example.json.

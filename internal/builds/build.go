@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/lru"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
@@ -20,6 +22,8 @@ import (
 )
 
 // build does one build: look the tag up, else download, check, build, push.
+// A reused image gets the same dependency verdict a fresh build would: the
+// model's requirements are read again and checked against the base image.
 func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	md, v := j.md, j.version
 	p.setPhase(j, "looking up the registry")
@@ -35,11 +39,25 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.setPhase(j, "waiting for another build of "+req.Repository+":"+req.Tag)
+	unlock, err := p.tags.lock(ctx, req.Repository+":"+req.Tag)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	p.setPhase(j, "looking up the registry")
 	if res, ok, err := p.Builder.Lookup(ctx, req); err != nil {
 		return nil, err
 	} else if ok {
-		return &Result{Image: res.Image, Reused: true, Message: "reused " + res.Image, Dependencies: &Dependencies{
-			Skipped: true, Satisfied: true, Message: "the image was built and checked before; reused " + res.Image}}, nil
+		p.setPhase(j, "checking the reused image's dependencies")
+		deps, err := p.checkDependencies(ctx, md, req, func() (*pydeps.ModelEnvironment, error) {
+			return readModelEnvironment(ctx, mc, md.Spec.Model.Name, v.Version, p.TempDir)
+		})
+		if err != nil {
+			return &Result{Dependencies: deps}, err
+		}
+		return &Result{Image: res.Image, Reused: true, Message: "reused " + res.Image, Dependencies: deps}, nil
 	}
 
 	p.setPhase(j, "downloading the model from MLflow")
@@ -55,7 +73,9 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	req.ModelDir = dir
 	req.Model.Digest = manifest.Digest()
 
-	deps, err := p.checkDependencies(ctx, md, req, dir)
+	deps, err := p.checkDependencies(ctx, md, req, func() (*pydeps.ModelEnvironment, error) {
+		return pydeps.ReadModelEnvironment(dir)
+	})
 	if err != nil {
 		return &Result{Dependencies: deps}, err
 	}
@@ -73,24 +93,20 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	return out, nil
 }
 
-// checkDependencies compares the model's requirements with the base image's
-// Python packages, as spec.image.dependencyPolicy asks.
-func (p *Pool) checkDependencies(ctx context.Context, md *v1alpha1.ModelDeployment, req imagebuild.Request, dir string) (*Dependencies, error) {
+// checkDependencies compares the model's requirements (from readEnv) with
+// the base image's Python packages, as spec.image.dependencyPolicy asks.
+func (p *Pool) checkDependencies(ctx context.Context, md *v1alpha1.ModelDeployment, req imagebuild.Request, readEnv func() (*pydeps.ModelEnvironment, error)) (*Dependencies, error) {
 	policy := md.Spec.DependencyPolicyOrDefault()
 	if policy == v1alpha1.DependencyPolicyIgnore {
 		return &Dependencies{Skipped: true, Satisfied: true, Message: "dependencyPolicy is Ignore"}, nil
 	}
-	modelEnv, err := pydeps.ReadModelEnvironment(dir)
+	modelEnv, err := readEnv()
 	if err != nil {
 		return &Dependencies{Message: err.Error()}, nil
 	}
-	base, err := p.Builder.BaseImage(ctx, req)
+	installed, err := p.installed(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	installed, err := pydeps.InspectImage(base)
-	if err != nil {
-		return nil, failure.New(failure.Other, failure.Registry, "inspect the base image", err)
 	}
 	report := pydeps.Check(modelEnv, installed)
 	deps := &Dependencies{Satisfied: report.Satisfied(), Message: report.Summary()}
@@ -99,6 +115,65 @@ func (p *Pool) checkDependencies(ctx context.Context, md *v1alpha1.ModelDeployme
 			"the base image does not satisfy the model (dependencyPolicy Enforce): %s", report.Summary())
 	}
 	return deps, nil
+}
+
+// maxScans bounds the cache of base image scans.
+const maxScans = 64
+
+// installed is what the base image of req holds, scanned once per base
+// image digest: reading every layer of a large base takes seconds.
+func (p *Pool) installed(ctx context.Context, req imagebuild.Request) (*pydeps.Installed, error) {
+	base, err := p.Builder.BaseImage(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := base.Digest()
+	if err != nil {
+		return nil, failure.New(failure.Other, failure.Registry, "read the base image's digest", err)
+	}
+	p.mu.Lock()
+	if p.scans == nil {
+		p.scans = lru.New(maxScans)
+	}
+	cached, ok := p.scans.Get(digest.String())
+	p.mu.Unlock()
+	if ok {
+		return cached.(*pydeps.Installed), nil
+	}
+	in, err := pydeps.InspectImage(base)
+	if err != nil {
+		return nil, failure.New(failure.Other, failure.Registry, "inspect the base image", err)
+	}
+	p.mu.Lock()
+	p.scans.Add(digest.String(), in)
+	p.mu.Unlock()
+	return in, nil
+}
+
+// modelEnvironmentFiles are what the dependency check reads of a model.
+var modelEnvironmentFiles = []string{"requirements.txt", "python_env.yaml"}
+
+// readModelEnvironment reads a model version's requirements from MLflow
+// without downloading the model: the two small files the check needs.
+func readModelEnvironment(ctx context.Context, mc *mlflow.Client, model, version, tempDir string) (*pydeps.ModelEnvironment, error) {
+	dir, err := os.MkdirTemp(tempDir, "requirements-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	for _, name := range modelEnvironmentFiles {
+		data, err := mc.ReadArtifact(ctx, model, version, name, 1<<20)
+		if failure.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return pydeps.ReadModelEnvironment(dir)
 }
 
 // request is the build request of a ModelDeployment's model version.

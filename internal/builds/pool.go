@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -84,6 +85,8 @@ type Pool struct {
 	wake      chan struct{}
 	failures  workqueue.TypedRateLimiter[types.NamespacedName]
 	lastPrune time.Time
+	tags      tagLocks
+	scans     *lru.Cache // base image digest -> *pydeps.Installed
 }
 
 // job is one ModelDeployment's build of one version.

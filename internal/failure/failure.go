@@ -83,6 +83,9 @@ const (
 	Build Subject = "Build"
 	// Dependencies is the model's Python requirements against the base image.
 	Dependencies Subject = "Dependencies"
+	// Object is a Kubernetes object the operator applies (a Deployment, a
+	// Service...): the API server or an admission check refused it.
+	Object Subject = "Object"
 )
 
 // Error is a failure with its Kind and Subject. Msg says what happened for a

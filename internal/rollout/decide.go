@@ -37,9 +37,13 @@ type Candidate struct {
 
 // Smoke is the result of a smoke test the reconciler ran in this pass.
 type Smoke struct {
-	Ran     bool
-	OK      bool
-	Message string
+	Ran bool
+	OK  bool
+	// NoRequest: there was nothing to send (the model has no input example
+	// and the spec gives no request); OK then rests on readiness alone, and
+	// Message says why.
+	NoRequest bool
+	Message   string
 }
 
 // Input is everything a rollout decision depends on.
@@ -65,8 +69,13 @@ type Input struct {
 	Candidate          Candidate
 	Smoke              Smoke
 	SmokeTestEnabled   bool
-	AutoRollback       bool
-	ProgressDeadline   time.Duration
+	// SmokeTestRequired refuses to promote on readiness alone.
+	SmokeTestRequired bool
+	// PreviouslyServed: the target's image rolled out completely before
+	// (it is in the history as succeeded); it needs no new candidate.
+	PreviouslyServed bool
+	AutoRollback     bool
+	ProgressDeadline time.Duration
 }
 
 // Action is what the reconciler does next.
@@ -181,7 +190,13 @@ func decidePromoted(in Input) Decision {
 // decideCandidate: the target image is not in production yet; verify it.
 func decideCandidate(in Input) Decision {
 	c, target := in.Candidate, in.Target
+	promote := func(reason v1alpha1.Reason, msg string) Decision {
+		return Decision{Action: ActionPromote, Reason: reason, Message: msg}
+	}
 	switch {
+	case in.PreviouslyServed:
+		return promote(v1alpha1.ReasonPreviouslyServed,
+			fmt.Sprintf("version %s served every replica before with this image; promoting without a new candidate", target.Version))
 	case !c.Exists || c.Image != target.Image:
 		return Decision{Action: ActionCreateCandidate, Reason: v1alpha1.ReasonCandidateStarting,
 			Message: fmt.Sprintf("starting a candidate of version %s", target.Version)}
@@ -199,9 +214,17 @@ func decideCandidate(in Input) Decision {
 		}
 		return Decision{Action: ActionWait, Reason: v1alpha1.ReasonCandidateStarting,
 			Message: fmt.Sprintf("waiting for the candidate of version %s to become Ready", target.Version), RequeueAfter: in.ProgressDeadline - elapsed}
-	case !in.SmokeTestEnabled || c.Verified || (in.Smoke.Ran && in.Smoke.OK):
-		return Decision{Action: ActionPromote, Reason: v1alpha1.ReasonVerified,
-			Message: fmt.Sprintf("candidate of version %s verified; promoting", target.Version)}
+	case !in.SmokeTestEnabled:
+		return promote(v1alpha1.ReasonReadinessOnly,
+			fmt.Sprintf("candidate of version %s is Ready; promoting without a request (the smoke test is disabled)", target.Version))
+	case c.Verified || (in.Smoke.Ran && in.Smoke.OK && !in.Smoke.NoRequest):
+		return promote(v1alpha1.ReasonVerified, fmt.Sprintf("candidate of version %s answered the smoke test; promoting", target.Version))
+	case in.Smoke.Ran && in.Smoke.OK && in.SmokeTestRequired:
+		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonNoSmokeTestRequest,
+			Message: fmt.Sprintf("candidate of version %s is Ready but %s, and smokeTest.required refuses to promote on readiness alone", target.Version, in.Smoke.Message)}
+	case in.Smoke.Ran && in.Smoke.OK:
+		return promote(v1alpha1.ReasonReadinessOnly,
+			fmt.Sprintf("candidate of version %s is Ready; promoting without a request: %s", target.Version, in.Smoke.Message))
 	case in.Smoke.Ran:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonSmokeTestFailed,
 			Message: fmt.Sprintf("candidate of version %s failed the smoke test: %s", target.Version, in.Smoke.Message)}

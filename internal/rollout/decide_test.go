@@ -59,7 +59,21 @@ func TestDecide(t *testing.T) {
 		{"smoke test passed", base(candidate(readyCandidate), func(in *Input) { in.Smoke = Smoke{Ran: true, OK: true} }), ActionPromote, v1alpha1.ReasonVerified, 0, ""},
 		{"smoke test failed", base(candidate(readyCandidate), func(in *Input) { in.Smoke = Smoke{Ran: true, Message: "HTTP 500"} }), ActionFailCandidate, v1alpha1.ReasonSmokeTestFailed, 0, "HTTP 500"},
 		{"verified before a restart", base(candidate(Candidate{Exists: true, Image: v2.Image, Ready: true, Verified: true, Created: now})), ActionPromote, v1alpha1.ReasonVerified, 0, ""},
-		{"smoke test disabled", base(candidate(readyCandidate), func(in *Input) { in.SmokeTestEnabled = false }), ActionPromote, v1alpha1.ReasonVerified, 0, ""},
+		{"smoke test disabled: readiness only, said so", base(candidate(readyCandidate), func(in *Input) { in.SmokeTestEnabled = false }), ActionPromote, v1alpha1.ReasonReadinessOnly, 0, "smoke test is disabled"},
+		{"no request to send: readiness only, said so", base(candidate(readyCandidate), func(in *Input) {
+			in.Smoke = Smoke{Ran: true, OK: true, NoRequest: true, Message: "the model has no input example"}
+		}), ActionPromote, v1alpha1.ReasonReadinessOnly, 0, "no input example"},
+		{"no request to send, one required: refused", base(candidate(readyCandidate), func(in *Input) {
+			in.Smoke = Smoke{Ran: true, OK: true, NoRequest: true, Message: "the model has no input example"}
+			in.SmokeTestRequired = true
+		}), ActionFailCandidate, v1alpha1.ReasonNoSmokeTestRequest, 0, "smokeTest.required"},
+		{"required and answered", base(candidate(readyCandidate), func(in *Input) {
+			in.Smoke = Smoke{Ran: true, OK: true}
+			in.SmokeTestRequired = true
+		}), ActionPromote, v1alpha1.ReasonVerified, 0, ""},
+		{"served before: no new candidate", base(func(in *Input) { in.PreviouslyServed = true }), ActionPromote, v1alpha1.ReasonPreviouslyServed, 0, "without a new candidate"},
+		{"served before, a candidate left: promoted all the same", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now}), func(in *Input) { in.PreviouslyServed = true }), ActionPromote, v1alpha1.ReasonPreviouslyServed, 0, ""},
+		{"served before but failed since: held", base(func(in *Input) { in.PreviouslyServed, in.TargetFailed = true, true }), ActionHold, v1alpha1.ReasonVersionFailed, 0, ""},
 		{"smoke test disabled, not ready", base(candidate(Candidate{Exists: true, Image: v2.Image, Created: now}), func(in *Input) { in.SmokeTestEnabled = false }), ActionWait, v1alpha1.ReasonCandidateStarting, deadline, ""},
 
 		// Promotion.

@@ -208,7 +208,10 @@ func newMD(t *testing.T, ns, name string, ref v1alpha1.ModelReference, mutate ..
 	if err := k8s.Create(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dump(t, md) })
+	t.Cleanup(func() {
+		checkReadyMeansServing(t, md)
+		dump(t, md)
+	})
 	return md
 }
 

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
@@ -113,4 +115,83 @@ func eventCount(t *testing.T, ns, object, reason string) int {
 func jsonInts(v []int) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// checkReadyMeansServing runs after every scenario: when a ModelDeployment
+// reports Ready=True, every pod of its status.serving version must be
+// available and answer a prediction. A status that claims more than
+// happened fails the scenario that produced it. The check is repeated when
+// the ModelDeployment changed while it ran (a reconcile in between).
+func checkReadyMeansServing(t *testing.T, md *v1alpha1.ModelDeployment) {
+	t.Helper()
+	var last error
+	for range 3 {
+		m, err := getMD(md)
+		if err != nil {
+			return // deleted by the scenario
+		}
+		ready := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+		if ready == nil || ready.Status != metav1.ConditionTrue {
+			return
+		}
+		last = servesEverywhere(m)
+		after, err := getMD(md)
+		if err != nil || after.ResourceVersion == m.ResourceVersion {
+			break
+		}
+	}
+	if last != nil {
+		t.Errorf("%s reports Ready=True, but: %v", md.Name, last)
+	}
+}
+
+// servesEverywhere tells why m's serving version is not served by all its
+// production replicas, each answering a prediction; nil when it is.
+func servesEverywhere(m *v1alpha1.ModelDeployment) error {
+	sv := m.Status.Serving
+	if sv == nil || sv.Version == "" || sv.Image == "" {
+		return fmt.Errorf("status.serving is %+v", sv)
+	}
+	d := &appsv1.Deployment{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(m), d); err != nil {
+		return fmt.Errorf("production Deployment: %w", err)
+	}
+	pods := &corev1.PodList{}
+	if err := k8s.List(context.Background(), pods, client.InNamespace(m.Namespace),
+		client.MatchingLabels{v1alpha1.LabelName: m.Name, v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
+		return err
+	}
+	want := int(ptr.Deref(d.Spec.Replicas, 1))
+	serving := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Spec.Containers[0].Image != sv.Image {
+			return fmt.Errorf("pod %s runs %s, not the serving version %s's %s", p.Name, p.Spec.Containers[0].Image, sv.Version, sv.Image)
+		}
+		if !podAvailable(&p) {
+			return fmt.Errorf("pod %s of version %s is not Ready (phase %s)", p.Name, sv.Version, p.Status.Phase)
+		}
+		if _, err := predict(p.Status.PodIP); err != nil {
+			return fmt.Errorf("pod %s of version %s does not answer a prediction: %w", p.Name, sv.Version, err)
+		}
+		serving++
+	}
+	if serving < want {
+		return fmt.Errorf("%d of %d replicas serve version %s", serving, want, sv.Version)
+	}
+	return nil
+}
+
+func podAvailable(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

@@ -113,6 +113,8 @@ func TestValidObjectsAccepted(t *testing.T) {
 			md.Spec.Rollout.ProgressDeadline = &metav1.Duration{Duration: 15 * time.Minute}
 		},
 	}
+	cases["name of 63 characters"] = func(md *v1alpha1.ModelDeployment) { md.Name = strings.Repeat("b", 63) }
+	cases["smoke test required"] = func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.SmokeTest.Required = true }
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			md := fixtures.Valid(ns, strings.ReplaceAll(name, " ", "-"))
@@ -211,6 +213,15 @@ func TestInvalidObjectsRefused(t *testing.T) {
 			"spec.rollout.smokeTest.path", nil},
 		{"history limit zero", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.HistoryLimit = ptr.To(int32(0)) },
 			"spec.rollout.historyLimit", nil},
+		{"smoke test required but disabled", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.SmokeTest.Required, md.Spec.Rollout.SmokeTest.Enabled = true, ptr.To(false)
+		}, "spec.rollout.smokeTest", []string{"required needs the smoke test enabled"}},
+		// The name is the Service's name and a label value of every serving
+		// pod: 64 characters would be accepted, then every apply would fail.
+		{"name of 64 characters", func(md *v1alpha1.ModelDeployment) { md.Name = strings.Repeat("a", 64) },
+			"metadata.name", []string{"at most 63 characters", "names the model's Service"}},
+		{"name starting with a digit (no Service can have it)", func(md *v1alpha1.ModelDeployment) { md.Name = "1-iris" },
+			"metadata.name", []string{"starting with a letter"}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,7 +100,11 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	defer os.RemoveAll(tmp)
-	op, err := operator.Start(cfg, operator.WithSetup(controllers.Options{MaxConcurrentReconciles: 2, TempDir: tmp, Keychain: authn.NewMultiKeychain()}))
+	op, err := operator.Start(cfg, operator.WithSetup(controllers.Options{
+		MaxConcurrentReconciles: 2, TempDir: tmp, Keychain: authn.NewMultiKeychain(),
+		MLflowTransport: slowBlobs{next: http.DefaultTransport, bytesPerSecond: 8 << 20},
+		Builder:         &imagebuild.Builder{TempDir: tmp, Transport: manifestPuts},
+	}))
 	if err != nil {
 		return fail(err)
 	}
@@ -359,7 +364,8 @@ func TestBuildPushDeployByDigest(t *testing.T) {
 	md2 := newMD(t, ns2, "iris", fullBase, "registry")
 	eventually(t, 60*time.Second, "second image ready", func() error {
 		m := get(t, md2)
-		if err := cond(m, v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonPushed); err != nil {
+		// Nothing was pushed, and the status says so.
+		if err := cond(m, v1alpha1.ConditionImageReady, metav1.ConditionTrue, v1alpha1.ReasonReused); err != nil {
 			return err
 		}
 		if m.Status.Target.Image != image {

@@ -1,0 +1,96 @@
+// Package architecture checks the import rules docs/development.md states,
+// so that the layout keeps showing the design: imports point down
+// (cmd -> controllers -> internal/* -> api), the pure packages stay pure, and
+// the adapters to MLflow, registries and Python packaging know nothing of
+// Kubernetes.
+package architecture
+
+import (
+	"go/build"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/mlflow-operator/mlflow-operator/"
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// imports lists the non-test imports of the package in dir (relative to the
+// repository).
+func imports(t *testing.T, dir string) []string {
+	t.Helper()
+	pkg, err := build.ImportDir(filepath.Join(repoRoot(), dir), 0)
+	if err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return pkg.Imports
+}
+
+func ours(path string) (string, bool) {
+	if strings.HasPrefix(path, module) {
+		return strings.TrimPrefix(path, module), true
+	}
+	return "", false
+}
+
+func TestImportRules(t *testing.T) {
+	pure := []string{"resources", "rollout", "status"}
+	adapters := []string{"mlflow", "imagebuild", "pydeps", "smoketest", "failure", "text"}
+	rules := []struct {
+		dir string
+		// allowed: the only packages of ours it may import.
+		allowed []string
+		// forbidden: outside packages it must not import (prefixes).
+		forbidden []string
+	}{
+		{dir: "cmd", allowed: []string{"api/v1alpha1", "controllers"}},
+		{dir: "api/v1alpha1", allowed: []string{}},
+		{dir: "controllers", allowed: []string{"api/v1alpha1", "internal/"}},
+	}
+	for _, p := range pure {
+		rules = append(rules, struct {
+			dir                string
+			allowed, forbidden []string
+		}{"internal/" + p, []string{"api/v1alpha1"},
+			[]string{"sigs.k8s.io/controller-runtime", "k8s.io/client-go", "net/http", "net"}})
+	}
+	for _, p := range adapters {
+		rules = append(rules, struct {
+			dir                string
+			allowed, forbidden []string
+		}{"internal/" + p, []string{"internal/failure", "internal/text"},
+			[]string{"sigs.k8s.io/controller-runtime", "k8s.io/client-go"}})
+	}
+	for _, p := range []string{"resolver", "builds", "webhook"} {
+		rules = append(rules, struct {
+			dir                string
+			allowed, forbidden []string
+		}{"internal/" + p, []string{"api/v1alpha1", "internal/"}, nil})
+	}
+	for _, r := range rules {
+		for _, imp := range imports(t, r.dir) {
+			if own, ok := ours(imp); ok {
+				allowed := false
+				for _, a := range r.allowed {
+					if own == a || (strings.HasSuffix(a, "/") && strings.HasPrefix(own, a)) {
+						allowed = true
+					}
+				}
+				if !allowed || strings.HasPrefix(own, "test/") || strings.HasPrefix(own, "hack/") {
+					t.Errorf("%s imports %s; it may import only %v of ours", r.dir, own, r.allowed)
+				}
+				continue
+			}
+			for _, f := range r.forbidden {
+				if imp == f || strings.HasPrefix(imp, f+"/") {
+					t.Errorf("%s imports %s, which it must not (%v)", r.dir, imp, r.forbidden)
+				}
+			}
+		}
+	}
+}
