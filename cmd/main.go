@@ -9,6 +9,7 @@ import (
 	"flag"
 	"io/fs"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -33,6 +34,9 @@ func main() {
 		webhookAddr            string
 		webhookSecretFile      string
 		buildWorkers           int
+		buildsPerNamespace     int
+		buildTimeout           time.Duration
+		registryGrants         string
 		tempDir                string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
@@ -45,6 +49,11 @@ func main() {
 	flag.StringVar(&webhookSecretFile, "webhook-secret-file", "/etc/mlflow-operator/webhook/secret",
 		"File holding the secret MLflow signs webhook deliveries with (mount it from a Secret). Without it the receiver stays off and polling alone notices changes.")
 	flag.IntVar(&buildWorkers, "build-workers", 2, "Image builds run at once (each downloads a model and writes a layer file in --temp-dir).")
+	flag.IntVar(&buildsPerNamespace, "builds-per-namespace", 0, "Image builds of one namespace run at once; 0: half of --build-workers (at least 1), so one tenant cannot hold every worker.")
+	flag.DurationVar(&buildTimeout, "build-timeout", 30*time.Minute, "Longest one image build (download, check, push) may take.")
+	flag.StringVar(&registryGrants, "operator-registry-credentials", "",
+		"Where builds may use the operator's own registry identity (its Docker config or cloud identity) when a ModelDeployment names no Secret: "+
+			"comma-separated namespace=repository-prefix, namespace * for all, e.g. team-a=myacr.azurecr.io/team-a/. Empty: never; tenants bring their own Secrets.")
 	flag.StringVar(&tempDir, "temp-dir", os.TempDir(), "Folder for model downloads and layer files; needs about twice the largest model's size per build worker.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -79,7 +88,13 @@ func main() {
 		os.Exit(1)
 	}
 
+	grants, err := controllers.ParseRegistryGrants(registryGrants)
+	if err != nil {
+		log.Error(err, "Invalid --operator-registry-credentials")
+		os.Exit(1)
+	}
 	setup := controllers.Options{MaxConcurrentReconciles: concurrency, BuildWorkers: buildWorkers, TempDir: tempDir,
+		BuildsPerNamespace: buildsPerNamespace, BuildTimeout: buildTimeout, RegistryGrants: grants,
 		// The downward API sets POD_NAMESPACE (config/manager); the serving
 		// pods' NetworkPolicies then admit the operator's smoke tests.
 		OperatorNamespace: os.Getenv("POD_NAMESPACE")}

@@ -5,6 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
 
 // maxFailedVersions bounds status.failedVersions.
@@ -42,7 +43,7 @@ func (r *ModelDeploymentReconciler) targetFailed(s *scope) (bool, string) {
 // history entry.
 func (r *ModelDeploymentReconciler) recordFailure(s *scope, v v1alpha1.ModelVersionRef, reason v1alpha1.Reason, msg string, outcome v1alpha1.HistoryOutcome) {
 	md := s.md
-	entry := v1alpha1.FailedVersion{Version: v.Version, Image: v.Image, Reason: reason, Message: msg,
+	entry := v1alpha1.FailedVersion{Version: v.Version, Image: v.Image, Reason: reason, Message: text.Shorten(msg, maxMessage),
 		Time: metav1.NewTime(s.now), ObservedGeneration: md.Generation}
 	out := []v1alpha1.FailedVersion{entry}
 	for _, f := range md.Status.FailedVersions {

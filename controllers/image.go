@@ -41,6 +41,14 @@ func (r *ModelDeploymentReconciler) reconcileImage(ctx context.Context, s *scope
 		if !res.RetryAt.IsZero() {
 			s.requeue(res.RetryAt.Sub(s.now))
 		}
+		if res.Deferred {
+			// Failed before this operator started: the condition still says
+			// how; the retry waits for its backoff.
+			if c := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionImageReady); c != nil {
+				s.fail(status.Outcome{Reason: v1alpha1.Reason(c.Reason), Message: c.Message})
+			}
+			return true, nil
+		}
 		if err != nil {
 			reason, terminal := reasonOf(err, v1alpha1.ReasonBuildFailed)
 			msg := fmt.Sprintf("image of version %s: %v", target.Version, err)

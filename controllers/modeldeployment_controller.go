@@ -125,6 +125,9 @@ func (s *scope) requeue(d time.Duration) {
 	}
 }
 
+// reconcileTimeout bounds one reconcile.
+const reconcileTimeout = 6 * time.Minute
+
 // stepFunc is one step of the reconcile. It records what it found in the
 // scope; next=false ends the reconcile after it (nothing more can be done
 // now). An error is transient: the reconcile is retried with backoff.
@@ -147,16 +150,20 @@ type stepFunc func(ctx context.Context, s *scope) (next bool, err error)
 // the serving objects, observe them. The status is patched once, at the end,
 // whatever happened.
 func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
-	md := &v1alpha1.ModelDeployment{}
 	reader := r.APIReader
 	if reader == nil {
 		reader = r.Client
 	}
-	if err := reader.Get(ctx, req.NamespacedName, md); err != nil {
+	md, undecodable, decodeErr, err := read(ctx, reader, req.NamespacedName)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if undecodable != nil {
+		r.forget(req.NamespacedName)
+		return ctrl.Result{}, r.reportUndecodable(ctx, undecodable, decodeErr)
 	}
 	if !md.DeletionTimestamp.IsZero() {
 		// The owned objects carry controller owner references: the garbage
@@ -213,6 +220,8 @@ func (r *ModelDeploymentReconciler) suspended(ctx context.Context, md *v1alpha1.
 	if sv := md.Status.Serving; sv != nil && sv.Version != "" {
 		msg += fmt.Sprintf("; version %s was serving when last observed", sv.Version)
 	}
+	// A build under way stops: nothing is built while suspended.
+	r.forget(types.NamespacedName{Namespace: md.Namespace, Name: md.Name})
 	ready := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionReady)
 	if ready == nil || ready.Reason != string(v1alpha1.ReasonSuspended) {
 		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonSuspended, v1alpha1.ActionSuspend, msg)
@@ -249,9 +258,9 @@ func (r *ModelDeploymentReconciler) persist(ctx context.Context, s *scope) error
 // reason and message of what failed (the reconcile is retried with backoff),
 // and an event when that is news.
 func (r *ModelDeploymentReconciler) stepFailed(s *scope, err error) {
-	reason, _ := reasonOf(err, v1alpha1.ReasonKubernetesAPIError)
+	reason, terminal := reasonOf(err, v1alpha1.ReasonKubernetesAPIError)
 	msg := text.Shorten(err.Error(), maxMessage)
-	s.fail(status.Outcome{Reason: reason, Message: msg})
+	s.fail(status.Outcome{Stalled: terminal, Reason: reason, Message: msg})
 	if ready := meta.FindStatusCondition(s.base.Status.Conditions, v1alpha1.ConditionReady); ready == nil || ready.Reason != string(reason) {
 		r.event(s.md, corev1.EventTypeWarning, reason, v1alpha1.ActionReconcile, msg)
 	}
@@ -299,7 +308,7 @@ func setCondition(md *v1alpha1.ModelDeployment, t string, st metav1.ConditionSta
 // event records an event when the reconciler has a recorder.
 func (r *ModelDeploymentReconciler) event(md *v1alpha1.ModelDeployment, eventType string, reason v1alpha1.Reason, action v1alpha1.EventAction, note string) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(md, nil, eventType, string(reason), string(action), "%s", note)
+		r.Recorder.Eventf(md, nil, eventType, string(reason), string(action), "%s", text.Shorten(note, maxMessage))
 	}
 }
 
@@ -321,7 +330,9 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(source.Channel(r.Triggers, &handler.EnqueueRequestForObject{}))
 	}
 	return b.
-		For(&v1alpha1.ModelDeployment{}, builder.WithPredicates(
+		// Unstructured: one object the operator cannot decode must not keep
+		// the cache from syncing (undecodable.go).
+		For(modelDeploymentObject(), builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
@@ -330,7 +341,13 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		// Pods belong to ReplicaSets; their label names the ModelDeployment.
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToModelDeployment)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
+			// No reconcile holds a worker longer than this, whatever a
+			// tenant's MLflow server or candidate does (the smoke test is
+			// at most 5 minutes, resolution at most resolveTimeout).
+			ReconciliationTimeout: reconcileTimeout,
+		}).
 		Named("modeldeployment").
 		Complete(r)
 }

@@ -29,7 +29,7 @@ var reasons = map[failure.Subject]struct {
 	}, v1alpha1.ReasonBuildFailed},
 	failure.Build:        {map[failure.Kind]v1alpha1.Reason{failure.Invalid: v1alpha1.ReasonBuildInvalid}, v1alpha1.ReasonBuildFailed},
 	failure.Dependencies: {nil, v1alpha1.ReasonDependenciesRefused},
-	failure.Object:       {nil, v1alpha1.ReasonApplyFailed},
+	failure.Object:       {map[failure.Kind]v1alpha1.Reason{failure.Refused: v1alpha1.ReasonOwnershipConflict}, v1alpha1.ReasonApplyFailed},
 }
 
 // reasonOf is the condition reason of a step's error (fallback when the

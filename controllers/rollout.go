@@ -93,6 +93,9 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 
 	case rollout.ActionCreateCandidate:
 		cand := resources.CandidateDeployment(md, resources.Workload{Image: target.Image, ModelVersion: target.Version})
+		if err := r.checkOwnership(ctx, md, cand); err != nil {
+			return err
+		}
 		if _, err := apply(ctx, r.Client, cand, FieldOwner); err != nil {
 			return err
 		}

@@ -33,6 +33,18 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 	}
 
 	dep := resources.Deployment(md, resources.Workload{Image: s.image, ModelVersion: s.version})
+	objs := []client.Object{resources.Service(md), resources.HorizontalPodAutoscaler(md), resources.PodDisruptionBudget(md)}
+	if md.Spec.NetworkPolicyEnabled() {
+		var extra []networkingv1.NetworkPolicyPeer
+		if r.OperatorPeer != nil {
+			extra = append(extra, *r.OperatorPeer)
+		}
+		objs = append(objs, resources.NetworkPolicy(md, extra...))
+	}
+	// Nothing is applied when any of them belongs to someone else.
+	if err := r.checkOwnership(ctx, md, append([]client.Object{dep}, objs...)...); err != nil {
+		return false, err
+	}
 	created := s.w.production == nil
 	replicas := dep.Spec.Replicas
 	dep.Spec.Replicas = nil
@@ -56,14 +68,6 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 	}
 	s.w.production = production
 
-	objs := []client.Object{resources.Service(md), resources.HorizontalPodAutoscaler(md), resources.PodDisruptionBudget(md)}
-	if md.Spec.NetworkPolicyEnabled() {
-		var extra []networkingv1.NetworkPolicyPeer
-		if r.OperatorPeer != nil {
-			extra = append(extra, *r.OperatorPeer)
-		}
-		objs = append(objs, resources.NetworkPolicy(md, extra...))
-	}
 	for _, obj := range objs {
 		if _, err := apply(ctx, r.Client, obj, FieldOwner); err != nil {
 			return false, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -19,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
-	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/builds"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
@@ -50,6 +50,15 @@ type Options struct {
 	Builder *imagebuild.Builder
 	// BuildWorkers bounds concurrent builds; 2 when zero.
 	BuildWorkers int
+	// BuildsPerNamespace bounds the concurrent builds of one namespace; half
+	// the workers (at least one) when zero.
+	BuildsPerNamespace int
+	// BuildTimeout bounds one build; 30 minutes when zero.
+	BuildTimeout time.Duration
+	// RegistryGrants say which namespaces may build with the operator's own
+	// registry identity (Keychain), for which repositories. Without a grant,
+	// a build uses only the Secrets its spec names (or none).
+	RegistryGrants []RegistryGrant
 	// TempDir holds model downloads and layer files.
 	TempDir string
 	// Keychain is the operator's own registry credentials (cloud keychains).
@@ -61,6 +70,47 @@ type Options struct {
 	// app.kubernetes.io/name=mlflow-operator in that namespace) through every
 	// NetworkPolicy, for the smoke test.
 	OperatorNamespace string
+}
+
+// RegistryGrant lets the builds of Namespace ("*": every namespace) use the
+// operator's own registry identity for repositories under RepositoryPrefix
+// (e.g. "myregistry.azurecr.io/team-a/"), where the spec names no Secret.
+type RegistryGrant struct {
+	Namespace        string
+	RepositoryPrefix string
+}
+
+// ParseRegistryGrants reads grants written as
+// "namespace=repository-prefix,..." (the operator's flag).
+func ParseRegistryGrants(s string) ([]RegistryGrant, error) {
+	var out []RegistryGrant
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		ns, prefix, ok := strings.Cut(item, "=")
+		if !ok || ns == "" || prefix == "" || !strings.Contains(prefix, "/") {
+			return nil, fmt.Errorf("registry grant %q: want namespace=registry.example.com/prefix/", item)
+		}
+		out = append(out, RegistryGrant{Namespace: ns, RepositoryPrefix: prefix})
+	}
+	return out, nil
+}
+
+// grants is the build pool's OwnCredentials for gs.
+func grants(gs []RegistryGrant) func(namespace, repository string) bool {
+	if len(gs) == 0 {
+		return nil
+	}
+	return func(namespace, repository string) bool {
+		for _, g := range gs {
+			if (g.Namespace == "*" || g.Namespace == namespace) && strings.HasPrefix(repository, g.RepositoryPrefix) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // CacheOptions are the manager's cache options the reconciler needs: only
@@ -83,7 +133,7 @@ func CacheOptions() cache.Options {
 // the ModelDeployment reconciler, and registers them with mgr: the pool and
 // the receiver stop with it.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentReconciler, error) {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ModelDeployment{}, webhook.IndexModelName, webhook.ModelNameIndexer); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, modelDeploymentObject(), webhook.IndexModelName, webhook.ModelNameIndexer); err != nil {
 		return nil, fmt.Errorf("failed to index ModelDeployments by model name: %w", err)
 	}
 	res := &resolver.Resolver{
@@ -120,6 +170,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		}
 		pool := &builds.Pool{
 			Reader: mgr.GetAPIReader(), MLflow: res, Builder: builder, Workers: o.BuildWorkers,
+			PerNamespace: o.BuildsPerNamespace, Timeout: o.BuildTimeout, OwnCredentials: grants(o.RegistryGrants),
 			TempDir: o.TempDir, Done: triggers, Keychain: o.Keychain, Log: mgr.GetLogger().WithName("builds"),
 		}
 		if err := mgr.Add(pool); err != nil {

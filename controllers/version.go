@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,6 +13,10 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 	"github.com/mlflow-operator/mlflow-operator/internal/status"
 )
+
+// resolveTimeout bounds the registry's answer: a slow or hostile MLflow
+// server holds a reconcile worker no longer than this.
+const resolveTimeout = 30 * time.Second
 
 // reconcileVersion asks the model registry which version the model reference
 // means now and records it as status.target. A failure is reported in
@@ -29,7 +34,9 @@ func (r *ModelDeploymentReconciler) reconcileVersion(ctx context.Context, s *sco
 		return true, nil
 	}
 
-	v, err := r.Resolver.Resolve(ctx, md)
+	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	v, err := r.Resolver.Resolve(rctx, md)
+	cancel()
 	answered := v.AnsweredAt
 	if answered.IsZero() || answered.After(s.now) {
 		answered = s.now

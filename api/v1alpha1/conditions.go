@@ -51,6 +51,10 @@ const (
 	ReasonProgressing Reason = "Progressing"
 	// ReasonSuspended: spec.suspend is set; nothing is polled, built or changed.
 	ReasonSuspended Reason = "Suspended"
+	// ReasonInvalidSpec: the operator cannot read the object (a value the
+	// API server let through but the operator cannot decode, e.g. from an
+	// older CRD); nothing else of it is reconciled until the spec changes.
+	ReasonInvalidSpec Reason = "InvalidSpec"
 )
 
 // ModelResolved reasons.
@@ -128,6 +132,10 @@ const (
 	// ReasonApplyFailed: the API server refused an owned object (an
 	// admission policy, a quota, a webhook, an invalid field).
 	ReasonApplyFailed Reason = "ApplyFailed"
+	// ReasonOwnershipConflict: an object the ModelDeployment would own (its
+	// Service, its candidate...) exists and is controlled by something
+	// else; the operator changes nothing until it is renamed or deleted.
+	ReasonOwnershipConflict Reason = "OwnershipConflict"
 	// ReasonKubernetesAPIError: a request to the Kubernetes API the
 	// reconcile needs failed (a read, a delete, a status write); retried.
 	ReasonKubernetesAPIError Reason = "KubernetesAPIError"

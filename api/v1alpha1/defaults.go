@@ -20,7 +20,13 @@ const (
 	DefaultProgressDeadline           = 10 * time.Minute
 	DefaultSmokeTestTimeout           = 30 * time.Second
 	DefaultSmokeTestPath              = "/invocations"
-	DefaultTagTemplate                = "{name}-v{version}"
+	// The bounds the CRD enforces; the getters clamp to them too, for an
+	// object stored before the bounds existed.
+	MinPollInterval     = 5 * time.Second
+	MaxPollInterval     = 24 * time.Hour
+	MaxProgressDeadline = 24 * time.Hour
+	MaxSmokeTestTimeout = 5 * time.Minute
+	DefaultTagTemplate  = "{name}-v{version}"
 )
 
 func int32Or(p *int32, def int32) int32 {
@@ -74,12 +80,12 @@ func (s *ModelDeploymentSpec) NetworkPolicyEnabled() bool {
 
 // PollInterval is how often the registry is polled.
 func (s *ModelDeploymentSpec) PollInterval() time.Duration {
-	return durationOr(s.MLflow.PollInterval, DefaultPollInterval)
+	return min(max(durationOr(s.MLflow.PollInterval, DefaultPollInterval), MinPollInterval), MaxPollInterval)
 }
 
 // ProgressDeadline bounds a candidate's start and a rollout without progress.
 func (s *ModelDeploymentSpec) ProgressDeadline() time.Duration {
-	return durationOr(s.Rollout.ProgressDeadline, DefaultProgressDeadline)
+	return min(durationOr(s.Rollout.ProgressDeadline, DefaultProgressDeadline), MaxProgressDeadline)
 }
 
 // SmokeTestEnabled tells whether a candidate must answer a request.
@@ -89,7 +95,7 @@ func (s *ModelDeploymentSpec) SmokeTestEnabled() bool {
 
 // SmokeTestTimeout bounds the smoke test request.
 func (s *ModelDeploymentSpec) SmokeTestTimeout() time.Duration {
-	return durationOr(s.Rollout.SmokeTest.Timeout, DefaultSmokeTestTimeout)
+	return min(durationOr(s.Rollout.SmokeTest.Timeout, DefaultSmokeTestTimeout), MaxSmokeTestTimeout)
 }
 
 // SmokeTestPath is where the smoke test request goes.

@@ -76,13 +76,13 @@ type MLflowConnection struct {
 
 	// PollInterval is how often the registry is asked which version the model
 	// reference means now (jittered). Webhooks make changes visible sooner;
-	// polling stays on because webhooks can be lost. At least 5s.
+	// polling stays on because webhooks can be lost. From 5s to 24h.
 	// +optional
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 30s, 5m or 1h30m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) >= duration('5s')",message="must be at least 5s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}(\\\\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,3}$')",message="must be a duration such as 30s, 5m or 1h30m (at most 3 parts of at most 5 digits)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(\\\\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,3}$') || (duration(self) >= duration('5s') && duration(self) <= duration('24h'))",message="must be at least 5s and at most 24h"
 	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
 }
 
@@ -337,12 +337,13 @@ type SmokeTestSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	Path string `json:"path,omitempty"`
 
-	// Timeout of the smoke test request.
+	// Timeout of the smoke test request, from 1s to 5m.
 	// +optional
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 30s, 5m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}(\\\\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,3}$')",message="must be a duration such as 30s, 5m or 1h30m (at most 3 parts of at most 5 digits)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(\\\\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,3}$') || (duration(self) >= duration('1s') && duration(self) <= duration('5m'))",message="must be at least 1s and at most 5m: a smoke test holds a reconcile worker"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
@@ -350,12 +351,13 @@ type SmokeTestSpec struct {
 type RolloutSpec struct {
 	// ProgressDeadline is how long a candidate may take to become Ready and a
 	// rollout may go without progress before the version is marked failed.
+	// From 10s to 24h.
 	// +optional
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 30s, 5m or 1h30m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) >= duration('10s')",message="must be at least 10s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,5}(\\\\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,3}$')",message="must be a duration such as 30s, 5m or 1h30m (at most 3 parts of at most 5 digits)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,5}(\\\\.[0-9]{1,9})?(ns|us|ms|s|m|h)){1,3}$') || (duration(self) >= duration('10s') && duration(self) <= duration('24h'))",message="must be at least 10s and at most 24h"
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 
 	// SmokeTest is the request a one-replica candidate must answer before a

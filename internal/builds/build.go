@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/lru"
 
@@ -49,7 +50,7 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	p.setPhase(j, "looking up the registry")
 	if res, ok, err := p.Builder.Lookup(ctx, req); err != nil {
 		return nil, err
-	} else if ok {
+	} else if ok && p.pushedHere(req, res) {
 		p.setPhase(j, "checking the reused image's dependencies")
 		deps, err := p.checkDependencies(ctx, md, req, func() (*pydeps.ModelEnvironment, error) {
 			return readModelEnvironment(ctx, mc, md.Spec.Model.Name, v.Version, p.TempDir)
@@ -61,7 +62,7 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	}
 
 	p.setPhase(j, "downloading the model from MLflow")
-	dir, err := os.MkdirTemp(p.TempDir, "model-")
+	dir, err := os.MkdirTemp(p.TempDir, tempPrefix+"model-")
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +87,7 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 		return &Result{Dependencies: deps}, err
 	}
 	p.Log.V(1).Info("Built", "modelDeployment", j.key.String(), "image", res.Image, "seconds", time.Since(start).Seconds())
+	p.record(req, res)
 	out := &Result{Image: res.Image, Reused: res.Reused, Message: "pushed " + res.Image, Dependencies: deps}
 	if res.Reused {
 		out.Message = "reused " + res.Image
@@ -156,7 +158,7 @@ var modelEnvironmentFiles = []string{"requirements.txt", "python_env.yaml"}
 // readModelEnvironment reads a model version's requirements from MLflow
 // without downloading the model: the two small files the check needs.
 func readModelEnvironment(ctx context.Context, mc *mlflow.Client, model, version, tempDir string) (*pydeps.ModelEnvironment, error) {
-	dir, err := os.MkdirTemp(tempDir, "requirements-")
+	dir, err := os.MkdirTemp(tempDir, tempPrefix+"requirements-")
 	if err != nil {
 		return nil, err
 	}
@@ -178,11 +180,15 @@ func readModelEnvironment(ctx context.Context, mc *mlflow.Client, model, version
 
 // request is the build request of a ModelDeployment's model version.
 func (p *Pool) request(ctx context.Context, md *v1alpha1.ModelDeployment, mc *mlflow.Client, mv *mlflow.ModelVersion) (imagebuild.Request, error) {
-	pull, err := p.keychain(ctx, md.Namespace, md.Spec.Image.BaseImagePullSecretRef)
+	baseRepo := md.Spec.Image.BaseImage
+	if ref, err := name.ParseReference(baseRepo, name.WeakValidation); err == nil {
+		baseRepo = ref.Context().Name()
+	}
+	pull, err := p.keychain(ctx, md.Namespace, md.Spec.Image.BaseImagePullSecretRef, baseRepo)
 	if err != nil {
 		return imagebuild.Request{}, err
 	}
-	push, err := p.keychain(ctx, md.Namespace, md.Spec.Image.PushSecretRef)
+	push, err := p.keychain(ctx, md.Namespace, md.Spec.Image.PushSecretRef, md.Spec.Image.Repository)
 	if err != nil {
 		return imagebuild.Request{}, err
 	}
@@ -204,14 +210,20 @@ func (p *Pool) request(ctx context.Context, md *v1alpha1.ModelDeployment, mc *ml
 	}, nil
 }
 
-// keychain is the Secret's credentials, then the operator's own.
-func (p *Pool) keychain(ctx context.Context, namespace string, ref *corev1.LocalObjectReference) (authn.Keychain, error) {
-	own := p.Keychain
-	if own == nil {
-		own = authn.DefaultKeychain
-	}
+// keychain is what a build of namespace authenticates with to repository:
+// the Secret the spec names and nothing else (a dockerconfigjson answers
+// anonymous for registries it does not list; the operator's own identity is
+// never a fallback), or, without a Secret, the operator's own identity where
+// an administrator granted it (OwnCredentials), else anonymous.
+func (p *Pool) keychain(ctx context.Context, namespace string, ref *corev1.LocalObjectReference, repository string) (authn.Keychain, error) {
 	if ref == nil || ref.Name == "" {
-		return own, nil
+		if p.OwnCredentials != nil && p.OwnCredentials(namespace, repository) {
+			if p.Keychain != nil {
+				return p.Keychain, nil
+			}
+			return authn.DefaultKeychain, nil
+		}
+		return anonymous, nil
 	}
 	data, err := resolver.ReadSecret(ctx, p.Reader, namespace, ref.Name)
 	if err != nil {
@@ -226,7 +238,45 @@ func (p *Pool) keychain(ctx context.Context, namespace string, ref *corev1.Local
 	if err != nil {
 		return nil, failure.New(failure.NotFound, failure.Secret, fmt.Sprintf("secret %q", ref.Name), err)
 	}
-	return authn.NewMultiKeychain(kc, own), nil
+	return kc, nil
+}
+
+// anonymous answers anonymous for every registry.
+var anonymous = authn.NewMultiKeychain()
+
+// maxBuilt bounds the record of the images this operator pushed.
+const maxBuilt = 4096
+
+// provenance is what an image this operator pushed holds.
+type provenance struct {
+	digest, baseDigest                  string
+	trackingURI, model, version, source string
+}
+
+func provenanceOf(req imagebuild.Request, res *imagebuild.Result) provenance {
+	return provenance{digest: res.Digest, baseDigest: res.BaseDigest, trackingURI: req.Model.TrackingURI,
+		model: req.Model.Name, version: req.Model.Version, source: req.Model.Source}
+}
+
+// record remembers that this operator pushed (or rebuilt and found) res
+// for req.
+func (p *Pool) record(req imagebuild.Request, res *imagebuild.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.built.Add(req.Repository+":"+req.Tag, provenanceOf(req, res))
+}
+
+// pushedHere tells whether the image the tag holds (found by its labels,
+// which anyone who can push there can write) is one this operator pushed
+// for the same model version from the same MLflow server on the same base.
+// Only then is it reused without a download; otherwise the model is
+// downloaded and the image rebuilt: builds are reproducible, so a genuine
+// image is rebuilt to the same digest, and a planted one is replaced.
+func (p *Pool) pushedHere(req imagebuild.Request, res *imagebuild.Result) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	known, ok := p.built.Get(req.Repository + ":" + req.Tag)
+	return ok && known.(provenance) == provenanceOf(req, res)
 }
 
 // buildSpec is what, besides the version, decides the image.

@@ -10,11 +10,18 @@ package builds
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -23,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 )
@@ -40,6 +48,9 @@ type Result struct {
 	Dependencies *Dependencies
 	// RetryAt is when a failed build is tried again.
 	RetryAt time.Time
+	// Deferred: the last build failed before this operator process started
+	// (the status says how); it is tried again at RetryAt.
+	Deferred bool
 }
 
 // Dependencies is the verdict of the dependency check.
@@ -64,6 +75,17 @@ type Pool struct {
 	Builder *imagebuild.Builder
 	// Workers bounds concurrent builds; 2 when zero.
 	Workers int
+	// PerNamespace bounds the concurrent builds of one namespace, so that
+	// one tenant's slow builds cannot hold every worker; half the workers
+	// (at least one) when zero.
+	PerNamespace int
+	// Timeout bounds one build, queueing excluded; 30 minutes when zero.
+	Timeout time.Duration
+	// OwnCredentials tells whether builds of a namespace may use the
+	// operator's own registry identity (Keychain) for a repository: an
+	// administrator's grant. Nil grants nothing: a build uses the
+	// credentials of the Secrets its spec names, or none.
+	OwnCredentials func(namespace, repository string) bool
 	// TempDir holds downloads; os.TempDir() when empty.
 	TempDir string
 	// Done receives a ModelDeployment whose build finished.
@@ -86,7 +108,9 @@ type Pool struct {
 	failures  workqueue.TypedRateLimiter[types.NamespacedName]
 	lastPrune time.Time
 	tags      tagLocks
-	scans     *lru.Cache // base image digest -> *pydeps.Installed
+	scans     *lru.Cache     // base image digest -> *pydeps.Installed
+	running   map[string]int // namespace -> running builds
+	built     *lru.Cache     // repository:tag -> provenance of what this operator pushed or verified
 }
 
 // job is one ModelDeployment's build of one version.
@@ -105,13 +129,18 @@ type job struct {
 	result  *Result
 	deps    *Dependencies // the last dependency verdict, also of a failed build
 	err     error
-	retryAt time.Time
-	used    time.Time // when a reconcile last asked; idle jobs are forgotten
+	// deferred: a failure before this process started holds the first
+	// build back until retryAt.
+	deferred bool
+	retryAt  time.Time
+	used     time.Time // when a reconcile last asked; idle jobs are forgotten
 }
 
 func (p *Pool) init() {
 	p.once.Do(func() {
 		p.jobs = map[types.NamespacedName]*job{}
+		p.running = map[string]int{}
+		p.built = lru.New(maxBuilt)
 		p.wake = make(chan struct{}, 1)
 		p.failures = workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](10*time.Second, 10*time.Minute)
 		if p.run == nil {
@@ -148,9 +177,12 @@ func (p *Pool) Image(_ context.Context, md *v1alpha1.ModelDeployment, v resolver
 	if j == nil {
 		j = &job{key: key, md: md.DeepCopy(), version: v, spec: spec}
 		p.jobs[key] = j
+		p.resumeBackoff(j, md)
 	}
 	j.used = p.now()
 	switch {
+	case j.deferred && p.now().Before(j.retryAt):
+		return Result{Deferred: true, RetryAt: j.retryAt}, nil
 	case j.running || j.queued:
 		return Result{Message: j.phase, Dependencies: j.deps}, nil
 	case j.result != nil:
@@ -159,8 +191,27 @@ func (p *Pool) Image(_ context.Context, md *v1alpha1.ModelDeployment, v resolver
 		return Result{RetryAt: j.retryAt, Dependencies: j.deps}, j.err
 	}
 	j.md = md.DeepCopy()
+	j.deferred = false
 	p.enqueueLocked(j)
 	return Result{Message: j.phase, Dependencies: j.deps}, nil
+}
+
+// resumeBackoff carries a build's backoff over an operator restart: when
+// the object's status says the image of this version has been failing
+// since T (ImageReady False, not Building), the first build waits as long
+// again as it has been failing (10 s to 10 minutes), as the doubling
+// backoff would have.
+func (p *Pool) resumeBackoff(j *job, md *v1alpha1.ModelDeployment) {
+	c := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionImageReady)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason == string(v1alpha1.ReasonBuilding) ||
+		md.Status.Target == nil || md.Status.Target.Version != j.version.Version || !strings.Contains(c.Message, "version "+j.version.Version+":") {
+		return
+	}
+	failing := p.now().Sub(c.LastTransitionTime.Time)
+	if failing < 0 {
+		failing = 0
+	}
+	j.retryAt, j.deferred = p.now().Add(min(max(failing, 10*time.Second), 10*time.Minute)), true
 }
 
 // Forget drops what is known about a ModelDeployment and cancels its build
@@ -226,14 +277,38 @@ func (p *Pool) prune() {
 	}
 }
 
-// Start runs the workers until ctx ends, then cancels every build and waits
-// for the workers to return (a manager Runnable).
+// tempPrefix starts the name of every folder a build makes in TempDir, so
+// that Start can sweep what a killed operator left behind without touching
+// anything else there.
+const tempPrefix = "mlflow-operator-build-"
+
+// sweep removes what builds of an earlier operator process left in TempDir
+// (model downloads, layer files): a killed operator would otherwise fill
+// the volume over restarts.
+func (p *Pool) sweep() {
+	dir := p.TempDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix) || strings.HasPrefix(e.Name(), "model-layer-") {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				p.Log.Info("Cannot remove a leftover build file", "path", filepath.Join(dir, e.Name()), "error", err.Error())
+			}
+		}
+	}
+}
+
+// Start sweeps the temp dir, runs the workers until ctx ends, then cancels
+// every build and waits for the workers to return (a manager Runnable).
 func (p *Pool) Start(ctx context.Context) error {
 	p.init()
-	n := p.Workers
-	if n <= 0 {
-		n = 2
-	}
+	p.sweep()
+	n := p.workers()
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
@@ -264,21 +339,49 @@ func (p *Pool) Start(ctx context.Context) error {
 // leader only.
 func (p *Pool) NeedLeaderElection() bool { return true }
 
-// next waits for a queued job and marks it running, or returns nil when ctx
-// ends.
+func (p *Pool) perNamespace() int {
+	if p.PerNamespace > 0 {
+		return p.PerNamespace
+	}
+	return max(1, p.workers()/2)
+}
+
+func (p *Pool) workers() int {
+	if p.Workers > 0 {
+		return p.Workers
+	}
+	return 2
+}
+
+func (p *Pool) timeout() time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return 30 * time.Minute
+}
+
+// next waits for a queued job it may start and marks it running, or
+// returns nil when ctx ends. Jobs start in the order they were queued,
+// except that a namespace with PerNamespace builds running waits: one
+// tenant's slow or hostile builds cannot hold every worker.
 func (p *Pool) next(ctx context.Context) (*job, context.Context) {
 	for {
 		p.mu.Lock()
-		if len(p.queue) > 0 && ctx.Err() == nil {
-			j := p.queue[0]
-			p.queue = p.queue[1:]
-			jctx, cancel := context.WithCancel(ctx)
-			j.queued, j.running, j.cancel = false, true, cancel
-			if len(p.queue) > 0 {
-				p.signal() // another worker may take the next one
+		if ctx.Err() == nil {
+			for i, j := range p.queue {
+				if p.running[j.key.Namespace] >= p.perNamespace() {
+					continue
+				}
+				p.queue = append(p.queue[:i], p.queue[i+1:]...)
+				jctx, cancel := context.WithTimeout(ctx, p.timeout())
+				j.queued, j.running, j.cancel = false, true, cancel
+				p.running[j.key.Namespace]++
+				if len(p.queue) > 0 {
+					p.signal() // another worker may take the next one
+				}
+				p.mu.Unlock()
+				return j, jctx
 			}
-			p.mu.Unlock()
-			return j, jctx
 		}
 		p.mu.Unlock()
 		select {
@@ -294,10 +397,16 @@ func (p *Pool) next(ctx context.Context) (*job, context.Context) {
 func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 	log := p.Log.WithValues("modelDeployment", j.key.String(), "modelVersion", j.version.Version)
 	res, err := p.run(jctx, j)
-	stopped := jctx.Err() != nil
+	stopped := jctx.Err() == context.Canceled
 	p.mu.Lock()
 	j.cancel()
 	j.running = false
+	if p.running[j.key.Namespace]--; p.running[j.key.Namespace] <= 0 {
+		delete(p.running, j.key.Namespace)
+	}
+	if len(p.queue) > 0 {
+		p.signal() // a job of this namespace may have been waiting
+	}
 	if j.gone || stopped {
 		// Superseded, forgotten, or the operator is stopping: nobody
 		// waits for this outcome.
@@ -308,6 +417,9 @@ func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 		j.deps = res.Dependencies
 	}
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && jctx.Err() == context.DeadlineExceeded {
+			err = failure.New(failure.Unreachable, failure.Build, fmt.Sprintf("the build did not finish within %s", p.timeout()), err)
+		}
 		j.err, j.result = err, nil
 		j.retryAt = p.now().Add(p.failures.When(j.key))
 		log.Info("Image build failed", "error", err.Error(), "retryAt", j.retryAt)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,7 +90,7 @@ func TestWorkersBoundConcurrentBuilds(t *testing.T) {
 	var running, most atomic.Int32
 	release := make(chan struct{})
 	var finished atomic.Int32
-	p := &Pool{Workers: 2, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) {
+	p := &Pool{Workers: 2, PerNamespace: 2, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) {
 		n := running.Add(1)
 		for {
 			m := most.Load()
@@ -186,7 +189,7 @@ func TestForgetCancelsTheBuildOfADeletedObject(t *testing.T) {
 
 func TestBuildsStopWithTheManager(t *testing.T) {
 	var stoppedBuilds atomic.Int32
-	p := &Pool{Workers: 2, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) {
+	p := &Pool{Workers: 2, PerNamespace: 2, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) {
 		<-ctx.Done()
 		stoppedBuilds.Add(1)
 		return nil, ctx.Err()
@@ -247,4 +250,122 @@ func TestFailuresBackOff(t *testing.T) {
 		res, err := ask()
 		return err != nil && res.RetryAt.Equal(clock.Now().Add(20*time.Second))
 	})
+}
+
+// TestOneNamespaceCannotHoldEveryWorker: two builds of one namespace that
+// never finish (a tarpit MLflow server) hold at most half the workers; a
+// build of another namespace starts at once.
+func TestOneNamespaceCannotHoldEveryWorker(t *testing.T) {
+	starts := make(chan string, 10)
+	p := &Pool{Workers: 2, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) {
+		starts <- j.key.String()
+		if j.key.Namespace == "tarpit" {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return &Result{Image: "healthy-image"}, nil
+	}}
+	next := func() string {
+		select {
+		case k := <-starts:
+			return k
+		case <-time.After(10 * time.Second):
+			return ""
+		}
+	}
+	started(t, p)
+	for _, name := range []string{"a", "b"} {
+		m := md(name)
+		m.Namespace = "tarpit"
+		_, _ = p.Image(context.Background(), m, version("1"))
+	}
+	if k := next(); k != "tarpit/a" {
+		t.Fatalf("first build started: %q", k)
+	}
+	healthy := md("h")
+	healthy.Namespace = "healthy"
+	_, _ = p.Image(context.Background(), healthy, version("1"))
+	if k := next(); k != "healthy/h" {
+		t.Fatalf("the second worker went to %q, want the other namespace's build", k)
+	}
+	waitFor(t, "healthy built", func() bool {
+		res, _ := p.Image(context.Background(), healthy, version("1"))
+		return res.Image == "healthy-image"
+	})
+	// The second tarpit build starts only when a worker is free of any
+	// other namespace's work: it waits behind the cap, and never runs
+	// beside the first one.
+	select {
+	case k := <-starts:
+		t.Fatalf("%s started while tarpit/a holds its namespace's share", k)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestBuildDeadline: a build that does not finish within Timeout fails with
+// a failure that says so, and its worker is free again.
+func TestBuildDeadline(t *testing.T) {
+	p := &Pool{Timeout: 100 * time.Millisecond, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	started(t, p)
+	_, _ = p.Image(context.Background(), md("slow"), version("1"))
+	waitFor(t, "the deadline", func() bool {
+		_, err := p.Image(context.Background(), md("slow"), version("1"))
+		return err != nil && strings.Contains(err.Error(), "did not finish within 100ms")
+	})
+}
+
+// TestStartSweepsWhatAKilledOperatorLeft: downloads and layer files of an
+// earlier process go; other files in the folder stay.
+func TestStartSweepsWhatAKilledOperatorLeft(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{tempPrefix + "model-123", tempPrefix + "requirements-9", "model-layer-77.tar.gz", "someone-elses.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &Pool{TempDir: dir, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) { return nil, nil }}
+	started(t, p)
+	waitFor(t, "the sweep", func() bool {
+		entries, _ := os.ReadDir(dir)
+		return len(entries) == 1 && entries[0].Name() == "someone-elses.txt"
+	})
+}
+
+// TestBackoffSurvivesARestart: the status says the image of version 1 has
+// failed for 40 s; a new operator waits as long again before building.
+func TestBackoffSurvivesARestart(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	var runs atomic.Int32
+	p := &Pool{Clock: clock, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) {
+		runs.Add(1)
+		return &Result{Image: "img"}, nil
+	}}
+	started(t, p)
+	m := md("a")
+	m.Status.Target = &v1alpha1.ModelVersionRef{Version: "1"}
+	m.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionImageReady, Status: metav1.ConditionFalse,
+		Reason: string(v1alpha1.ReasonRegistryUnauthorized), Message: "image of version 1: push refused",
+		LastTransitionTime: metav1.NewTime(clock.Now().Add(-40 * time.Second))}}
+	res, err := p.Image(context.Background(), m, version("1"))
+	if err != nil || !res.Deferred || !res.RetryAt.Equal(clock.Now().Add(40*time.Second)) {
+		t.Fatalf("after a restart: %+v, %v; want deferred until 40s from now", res, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if runs.Load() != 0 {
+		t.Fatal("built before the backoff ended")
+	}
+	clock.SetTime(clock.Now().Add(41 * time.Second))
+	waitFor(t, "built once the backoff ended", func() bool {
+		res, _ := p.Image(context.Background(), m, version("1"))
+		return res.Image == "img"
+	})
+	// Another version's failure does not hold this one back.
+	m2 := md("b")
+	m2.Status = m.Status
+	if res, _ := p.Image(context.Background(), m2, version("2")); res.Deferred {
+		t.Fatal("a failure of version 1 deferred version 2")
+	}
 }

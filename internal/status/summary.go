@@ -8,7 +8,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
+
+// MaxMessage bounds a condition's message. Messages carry outside text (an
+// MLflow server's error, an admission webhook's answer): unbounded, a large
+// one would make the API server refuse the whole status.
+const MaxMessage = 1024
 
 // Outcome is how a reconcile ended, as the summary conditions tell it: the
 // first failure of any step (resolve, build, rollout), else the first step
@@ -33,7 +39,7 @@ type Outcome struct {
 func SetSummary(conds *[]metav1.Condition, generation int64, o Outcome) {
 	set := func(t string, status metav1.ConditionStatus) {
 		meta.SetStatusCondition(conds, metav1.Condition{
-			Type: t, Status: status, Reason: string(o.Reason), Message: o.Message, ObservedGeneration: generation,
+			Type: t, Status: status, Reason: string(o.Reason), Message: text.Shorten(o.Message, MaxMessage), ObservedGeneration: generation,
 		})
 	}
 	switch {
@@ -67,7 +73,7 @@ func SetSuspended(conds *[]metav1.Condition, generation int64, message string) {
 	}
 	meta.SetStatusCondition(conds, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: status, Reason: string(v1alpha1.ReasonSuspended),
-		Message: message, ObservedGeneration: generation,
+		Message: text.Shorten(message, MaxMessage), ObservedGeneration: generation,
 	})
 	meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
 	meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
@@ -79,7 +85,7 @@ func SetCondition(conds *[]metav1.Condition, generation int64, t string, status 
 	old := meta.FindStatusCondition(*conds, t)
 	changed := old == nil || old.Status != status || old.Reason != string(reason)
 	meta.SetStatusCondition(conds, metav1.Condition{
-		Type: t, Status: status, Reason: string(reason), Message: msg, ObservedGeneration: generation,
+		Type: t, Status: status, Reason: string(reason), Message: text.Shorten(msg, MaxMessage), ObservedGeneration: generation,
 	})
 	return changed
 }

@@ -1,7 +1,9 @@
 package status
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -88,5 +90,24 @@ func TestSetConditionReportsTransitions(t *testing.T) {
 		if c.Message != s.msg || c.Reason != string(s.reason) || c.ObservedGeneration != 2 {
 			t.Errorf("step %d: condition %+v", i, c)
 		}
+	}
+}
+
+// TestMessagesAreBounded: outside text (an MLflow error, a webhook's answer)
+// of any size ends in a condition of at most MaxMessage bytes, cut on a
+// character boundary.
+func TestMessagesAreBounded(t *testing.T) {
+	long := strings.Repeat("é", 40000) // 80 KB
+	var conds []metav1.Condition
+	SetSummary(&conds, 1, Outcome{Failing: true, Reason: v1alpha1.ReasonMLflowError, Message: long})
+	SetCondition(&conds, 1, v1alpha1.ConditionModelResolved, metav1.ConditionFalse, v1alpha1.ReasonMLflowError, long)
+	for _, c := range conds {
+		if len(c.Message) > MaxMessage || !utf8.ValidString(c.Message) || !strings.HasSuffix(c.Message, "...") {
+			t.Errorf("%s: message of %d bytes (valid UTF-8: %v)", c.Type, len(c.Message), utf8.ValidString(c.Message))
+		}
+	}
+	SetSuspended(&conds, 1, long)
+	if c := meta.FindStatusCondition(conds, v1alpha1.ConditionReady); len(c.Message) > MaxMessage {
+		t.Errorf("suspended: message of %d bytes", len(c.Message))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -27,13 +28,21 @@ const Path = "/webhooks/mlflow"
 // that the receiver lists by; register it with ModelNameIndexer.
 const IndexModelName = "spec.model.name"
 
-// ModelNameIndexer extracts IndexModelName.
+// ModelNameIndexer extracts IndexModelName from a ModelDeployment, typed or
+// unstructured (the operator caches them unstructured, so that one object
+// it cannot decode does not stop the cache).
 func ModelNameIndexer(obj client.Object) []string {
-	md, ok := obj.(*v1alpha1.ModelDeployment)
-	if !ok || md.Spec.Model.Name == "" {
+	var name string
+	switch md := obj.(type) {
+	case *v1alpha1.ModelDeployment:
+		name = md.Spec.Model.Name
+	case *unstructured.Unstructured:
+		name, _, _ = unstructured.NestedString(md.Object, "spec", "model", "name")
+	}
+	if name == "" {
 		return nil
 	}
-	return []string{md.Spec.Model.Name}
+	return []string{name}
 }
 
 // maxBody bounds a delivery's body; MLflow's are a few hundred bytes.
@@ -101,7 +110,8 @@ func (w *Receiver) enqueue(ctx context.Context, model string) (int, error) {
 	if w.Invalidate != nil {
 		w.Invalidate(model)
 	}
-	list := &v1alpha1.ModelDeploymentList{}
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("ModelDeploymentList"))
 	if err := w.Reader.List(ctx, list, client.MatchingFields{IndexModelName: model}); err != nil {
 		return 0, err
 	}

@@ -56,7 +56,7 @@ func TestImportRules(t *testing.T) {
 		rules = append(rules, struct {
 			dir                string
 			allowed, forbidden []string
-		}{"internal/" + p, []string{"api/v1alpha1"},
+		}{"internal/" + p, []string{"api/v1alpha1", "internal/text"},
 			[]string{"sigs.k8s.io/controller-runtime", "k8s.io/client-go", "net/http", "net"}})
 	}
 	for _, p := range adapters {

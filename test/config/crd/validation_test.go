@@ -246,6 +246,28 @@ func TestInvalidObjectsRefused(t *testing.T) {
 		{"minAvailable garbage string", []string{"spec", "disruption", "minAvailable"}, "two", "spec.disruption.minAvailable"},
 		{"replicas as string", []string{"spec", "scaling", "minReplicas"}, "three", "spec.scaling.minReplicas"},
 	}
+	// Every duration field: values that match a duration's shape but
+	// overflow Go's parser (a typed client could not decode the object, and
+	// a watch of it would stop the operator), and values past the bounds.
+	for _, d := range []struct {
+		path  []string
+		field string
+		over  string // just past the maximum
+		under string // just below the minimum
+	}{
+		{[]string{"spec", "mlflow", "pollInterval"}, "spec.mlflow.pollInterval", "24h1s", "4s"},
+		{[]string{"spec", "rollout", "progressDeadline"}, "spec.rollout.progressDeadline", "24h1s", "9s"},
+		{[]string{"spec", "rollout", "smokeTest", "timeout"}, "spec.rollout.smokeTest.timeout", "5m1s", "999ms"},
+	} {
+		for _, v := range []string{"99999999999h", "2562048h", "9223372036854775807ns", "99999h99999m99999s99999ms", d.over, d.under} {
+			raw = append(raw, struct {
+				name  string
+				path  []string
+				value any
+				field string
+			}{d.field + " " + v, d.path, v, d.field})
+		}
+	}
 	for i, tc := range raw {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := toUnstructured(fixtures.Valid(ns, fmt.Sprintf("raw-%d", i)))
