@@ -33,6 +33,7 @@ func main() {
 		concurrency            int
 		webhookAddr            string
 		webhookSecretFile      string
+		webhookCertDir         string
 		buildWorkers           int
 		buildsPerNamespace     int
 		buildTimeout           time.Duration
@@ -48,6 +49,8 @@ func main() {
 	flag.StringVar(&webhookAddr, "webhook-bind-address", ":9090", "Address the MLflow webhook receiver binds to; \"0\" turns it off.")
 	flag.StringVar(&webhookSecretFile, "webhook-secret-file", "/etc/mlflow-operator/webhook/secret",
 		"File holding the secret MLflow signs webhook deliveries with (mount it from a Secret). Without it the receiver stays off and polling alone notices changes.")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
+		"Folder holding tls.crt and tls.key (mount a kubernetes.io/tls Secret): the MLflow webhook receiver then takes deliveries over HTTPS, and picks up a renewed certificate by itself.")
 	flag.IntVar(&buildWorkers, "build-workers", 2, "Image builds run at once (each downloads a model and writes a layer file in --temp-dir).")
 	flag.IntVar(&buildsPerNamespace, "builds-per-namespace", 0, "Image builds of one namespace run at once; 0: half of --build-workers (at least 1), so one tenant cannot hold every worker.")
 	flag.DurationVar(&buildTimeout, "build-timeout", 30*time.Minute, "Longest one image build (download, check, push) may take.")
@@ -94,7 +97,7 @@ func main() {
 		os.Exit(1)
 	}
 	setup := controllers.Options{MaxConcurrentReconciles: concurrency, BuildWorkers: buildWorkers, TempDir: tempDir,
-		BuildsPerNamespace: buildsPerNamespace, BuildTimeout: buildTimeout, RegistryGrants: grants,
+		BuildsPerNamespace: buildsPerNamespace, BuildTimeout: buildTimeout, RegistryGrants: grants, WebhookCertDir: webhookCertDir,
 		// The downward API sets POD_NAMESPACE (config/manager); the serving
 		// pods' NetworkPolicies then admit the operator's smoke tests.
 		OperatorNamespace: os.Getenv("POD_NAMESPACE")}

@@ -38,6 +38,9 @@ type Options struct {
 	// WebhookSecret is the secret MLflow signs deliveries with. Required
 	// with WebhookAddr: unsigned deliveries are never accepted.
 	WebhookSecret []byte
+	// WebhookCertDir, when set, holds tls.crt and tls.key: the receiver then
+	// takes deliveries over HTTPS.
+	WebhookCertDir string
 	// MLflowTransport, when set, carries every MLflow request.
 	MLflowTransport http.RoundTripper
 	// MLflowOptions are added to every MLflow client.
@@ -189,6 +192,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 			Invalidate: res.Invalidate,
 			Events:     triggers,
 			Log:        mgr.GetLogger().WithName("webhooks"),
+			CertDir:    o.WebhookCertDir,
 		}
 		if err := mgr.Add(receiver); err != nil {
 			return nil, err

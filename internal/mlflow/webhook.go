@@ -1,6 +1,7 @@
 package mlflow
 
 import (
+	"container/heap"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -30,6 +31,10 @@ var (
 	ErrWebhookBadSignature  = errors.New("webhook signature does not match")
 	ErrWebhookStale         = errors.New("webhook timestamp is outside the accepted window")
 	ErrWebhookReplayed      = errors.New("webhook delivery was already received")
+	// ErrWebhookBusy: the window of remembered deliveries is full of valid
+	// ones; the delivery is refused so that the sender retries it later
+	// (refusing is safe, forgetting one could let it be replayed).
+	ErrWebhookBusy = errors.New("too many webhook deliveries in the replay window; retry later")
 )
 
 // WebhookVerifier checks MLflow webhook deliveries: the v1 signature
@@ -43,7 +48,29 @@ type WebhookVerifier struct {
 
 	mu      sync.Mutex
 	seen    map[string]time.Time // delivery id -> when it may be forgotten
+	expiry  expiryHeap           // the same ids, soonest forgotten first
 	maxSeen int
+}
+
+// expiryHeap orders remembered delivery ids by when they may be forgotten,
+// so that each delivery forgets the expired ones in O(log n) each instead of
+// scanning every id it remembers.
+type expiryHeap []seenID
+
+type seenID struct {
+	id    string
+	until time.Time
+}
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(seenID)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // NewWebhookVerifier verifies with secret; deliveries older (or further in
@@ -98,21 +125,21 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) error {
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for k, until := range v.seen {
-		if now.After(until) {
-			delete(v.seen, k)
-		}
+	for v.expiry.Len() > 0 && now.After(v.expiry[0].until) {
+		delete(v.seen, heap.Pop(&v.expiry).(seenID).id)
 	}
 	if _, dup := v.seen[id]; dup {
 		return ErrWebhookReplayed
 	}
 	if len(v.seen) >= v.maxSeen {
 		// Full of valid deliveries inside the window: refuse rather than
-		// forget one that could then be replayed.
-		return fmt.Errorf("%w: too many deliveries in the window", ErrWebhookReplayed)
+		// forget one that could then be replayed; the sender retries.
+		return ErrWebhookBusy
 	}
 	// Remember it until its timestamp leaves the window.
-	v.seen[id] = time.Unix(secs, 0).Add(v.maxAge)
+	until := time.Unix(secs, 0).Add(v.maxAge)
+	v.seen[id] = until
+	heap.Push(&v.expiry, seenID{id: id, until: until})
 	return nil
 }
 

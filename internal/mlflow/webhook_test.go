@@ -89,15 +89,51 @@ func TestWebhookVerifierForgetsAfterWindowAndBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := v.Verify(sign("3"), []byte("{}")); !errors.Is(err, ErrWebhookReplayed) {
-		t.Fatalf("over the bound: %v, want refusal", err)
+	// A new, valid delivery over the bound is refused as busy (the sender
+	// retries it), never answered as already received (it would be lost).
+	if err := v.Verify(sign("3"), []byte("{}")); !errors.Is(err, ErrWebhookBusy) || errors.Is(err, ErrWebhookReplayed) {
+		t.Fatalf("over the bound: %v, want ErrWebhookBusy", err)
 	}
 	clock.SetTime(clock.Now().Add(2 * time.Minute))
 	if err := v.Verify(sign("3"), []byte("{}")); err != nil {
 		t.Fatalf("after the window the memory is freed: %v", err)
 	}
-	if len(v.seen) != 1 {
-		t.Errorf("%d ids remembered, want 1", len(v.seen))
+	if len(v.seen) != 1 || v.expiry.Len() != 1 {
+		t.Errorf("%d ids remembered (%d in the expiry order), want 1", len(v.seen), v.expiry.Len())
+	}
+}
+
+// TestWebhookVerifierForgetsInExpiryOrder: ids are forgotten when their own
+// timestamps leave the window, whatever order they arrived in.
+func TestWebhookVerifierForgetsInExpiryOrder(t *testing.T) {
+	secret := []byte("k")
+	now := time.Unix(1_800_000_000, 0)
+	clock := clocktesting.NewFakePassiveClock(now)
+	v := NewWebhookVerifier(secret, time.Minute, 100, clock)
+	deliver := func(id string, ts time.Time) error {
+		h := http.Header{}
+		t := strconv.FormatInt(ts.Unix(), 10)
+		h.Set(HeaderDeliveryID, id)
+		h.Set(HeaderTimestamp, t)
+		h.Set(HeaderSignature, Sign(secret, id, t, []byte("{}")))
+		return v.Verify(h, []byte("{}"))
+	}
+	// "late" was sent 50 s ago, "early" 10 s ago: late expires first.
+	if err := deliver("early", now.Add(-10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := deliver("late", now.Add(-50*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	clock.SetTime(now.Add(20 * time.Second))
+	if err := deliver("fresh", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.seen["late"]; ok {
+		t.Error("an id whose timestamp left the window is still remembered")
+	}
+	if _, ok := v.seen["early"]; !ok {
+		t.Error("an id still inside the window was forgotten: it could be replayed")
 	}
 }
 

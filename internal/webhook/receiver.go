@@ -6,14 +6,18 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -60,6 +64,10 @@ type Receiver struct {
 	// Events receives one GenericEvent per ModelDeployment to reconcile.
 	Events chan<- event.GenericEvent
 	Log    logr.Logger
+	// CertDir, when set, holds tls.crt and tls.key (a mounted
+	// kubernetes.io/tls Secret): deliveries are then taken over HTTPS, and
+	// a renewed certificate is picked up without a restart.
+	CertDir string
 }
 
 // ServeHTTP handles one delivery. Refusals say only "refused": the sender
@@ -79,9 +87,13 @@ func (w *Receiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// The reason, never the signature or the secret.
 		w.Log.Info("Refused a webhook delivery", "reason", err.Error(), "remote", r.RemoteAddr)
 		status := http.StatusUnauthorized
-		if errors.Is(err, mlflow.ErrWebhookReplayed) {
+		switch {
+		case errors.Is(err, mlflow.ErrWebhookReplayed):
 			// Already handled: a 2xx stops the sender's retries.
 			status = http.StatusOK
+		case errors.Is(err, mlflow.ErrWebhookBusy):
+			// Valid, but no room to remember it: the sender retries.
+			status = http.StatusServiceUnavailable
 		}
 		http.Error(rw, "refused", status)
 		return
@@ -130,6 +142,19 @@ func (w *Receiver) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", w.Addr)
 	if err != nil {
 		return err
+	}
+	if w.CertDir != "" {
+		watcher, err := certwatcher.New(filepath.Join(w.CertDir, "tls.crt"), filepath.Join(w.CertDir, "tls.key"))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("the webhook receiver's certificate: %w", err)
+		}
+		go func() {
+			if err := watcher.Start(ctx); err != nil {
+				w.Log.Error(err, "Watching the webhook receiver's certificate stopped")
+			}
+		}()
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate})
 	}
 	return w.Serve(ctx, ln)
 }
