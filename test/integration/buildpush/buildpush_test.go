@@ -101,7 +101,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	op, err := operator.Start(cfg, operator.WithSetup(controllers.Options{
-		MaxConcurrentReconciles: 2, TempDir: tmp, Keychain: authn.NewMultiKeychain(),
+		// The operator's own identity can pull and push everywhere in the
+		// registry; only the namespace grantedNamespace may use it, and only
+		// for models/granted/.
+		MaxConcurrentReconciles: 2, TempDir: tmp, Keychain: keychain(),
+		RegistryGrants:  []controllers.RegistryGrant{{Namespace: grantedNamespace, RepositoryPrefix: reg.Host + "/models/granted/"}, {Namespace: grantedNamespace, RepositoryPrefix: reg.Host + "/serving/"}},
 		MLflowTransport: slowBlobs{next: http.DefaultTransport, bytesPerSecond: 8 << 20},
 		Builder:         &imagebuild.Builder{TempDir: tmp, Transport: manifestPuts},
 	}))
