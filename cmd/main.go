@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -38,6 +39,11 @@ func main() {
 		buildsPerNamespace     int
 		buildTimeout           time.Duration
 		registryGrants         string
+		artifactHosts          string
+		allowedAddresses       string
+		maxModelBytes          string
+		maxModelFiles          int
+		maxModelDepth          int
 		tempDir                string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
@@ -57,6 +63,14 @@ func main() {
 	flag.StringVar(&registryGrants, "operator-registry-credentials", "",
 		"Where builds may use the operator's own registry identity (its Docker config or cloud identity) when a ModelDeployment names no Secret: "+
 			"comma-separated namespace=repository-prefix, namespace * for all, e.g. team-a=myacr.azurecr.io/team-a/. Empty: never; tenants bring their own Secrets.")
+	flag.StringVar(&artifactHosts, "mlflow-artifact-hosts", "",
+		"Comma-separated host[:port]s, other than a ModelDeployment's tracking server, that MLflow may name for artifacts (mlflow-artifacts://host/...). They get no credentials; others are refused.")
+	flag.StringVar(&allowedAddresses, "mlflow-allowed-addresses", "",
+		"Comma-separated CIDRs the MLflow client may connect to although it refuses them by default (link-local, e.g. cloud metadata; loopback unless the tracking server is on loopback).")
+	flag.StringVar(&maxModelBytes, "max-model-bytes", "8Gi",
+		"Most bytes of artifacts one model version may have (a quantity: 10Gi, 500Mi). Every build worker may hold one model in --temp-dir: keep --build-workers times this below the volume's size (the shipped 20Gi volume and 2 workers: 8Gi).")
+	flag.IntVar(&maxModelFiles, "max-model-files", 10000, "Most files and folders one model version's artifacts may have.")
+	flag.IntVar(&maxModelDepth, "max-model-depth", 16, "Deepest folder nesting one model version's artifacts may have.")
 	flag.StringVar(&tempDir, "temp-dir", os.TempDir(), "Folder for model downloads and layer files; needs about twice the largest model's size per build worker.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -96,7 +110,19 @@ func main() {
 		log.Error(err, "Invalid --operator-registry-credentials")
 		os.Exit(1)
 	}
+	cidrs, err := controllers.ParseCIDRs(allowedAddresses)
+	if err != nil {
+		log.Error(err, "Invalid --mlflow-allowed-addresses")
+		os.Exit(1)
+	}
+	modelBytes, err := resource.ParseQuantity(maxModelBytes)
+	if err != nil || modelBytes.Sign() <= 0 {
+		log.Error(err, "Invalid --max-model-bytes", "value", maxModelBytes)
+		os.Exit(1)
+	}
 	setup := controllers.Options{MaxConcurrentReconciles: concurrency, BuildWorkers: buildWorkers, TempDir: tempDir,
+		ArtifactHosts: controllers.SplitList(artifactHosts), AllowedAddresses: cidrs,
+		MaxModelBytes: modelBytes.Value(), MaxModelFiles: maxModelFiles, MaxModelDepth: maxModelDepth,
 		BuildsPerNamespace: buildsPerNamespace, BuildTimeout: buildTimeout, RegistryGrants: grants, WebhookCertDir: webhookCertDir,
 		// The downward API sets POD_NAMESPACE (config/manager); the serving
 		// pods' NetworkPolicies then admit the operator's smoke tests.

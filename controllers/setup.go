@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -45,6 +46,17 @@ type Options struct {
 	MLflowTransport http.RoundTripper
 	// MLflowOptions are added to every MLflow client.
 	MLflowOptions []mlflow.Option
+	// ArtifactHosts are hosts other than a tracking server that MLflow's
+	// answers may name for artifacts (mlflow-artifacts://host/...); they
+	// get no credentials. Others are refused.
+	ArtifactHosts []string
+	// AllowedAddresses open addresses the MLflow client refuses by default
+	// (link-local; loopback when the tracking server is not on loopback).
+	AllowedAddresses []*net.IPNet
+	// MaxModelBytes, MaxModelFiles and MaxModelDepth bound one model
+	// version's artifacts; the MLflow client's defaults when zero.
+	MaxModelBytes                int64
+	MaxModelFiles, MaxModelDepth int
 	// Images gives the image of a model version. When nil, images are built
 	// by a build pool with Builder.
 	Images ImageProvider
@@ -101,6 +113,33 @@ func ParseRegistryGrants(s string) ([]RegistryGrant, error) {
 	return out, nil
 }
 
+// ParseCIDRs reads comma-separated CIDRs (the operator's flag).
+func ParseCIDRs(s string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(item)
+		if err != nil {
+			return nil, fmt.Errorf("address range %q: %w", item, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// SplitList reads a comma-separated list, without empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 // grants is the build pool's OwnCredentials for gs.
 func grants(gs []RegistryGrant) func(namespace, repository string) bool {
 	if len(gs) == 0 {
@@ -139,10 +178,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 	if err := mgr.GetFieldIndexer().IndexField(ctx, modelDeploymentObject(), webhook.IndexModelName, webhook.ModelNameIndexer); err != nil {
 		return nil, fmt.Errorf("failed to index ModelDeployments by model name: %w", err)
 	}
+	mlflowOptions := append([]mlflow.Option{
+		mlflow.WithArtifactHosts(o.ArtifactHosts...),
+		mlflow.WithAllowedAddresses(o.AllowedAddresses...),
+		mlflow.WithDownloadLimits(o.MaxModelBytes, o.MaxModelFiles, o.MaxModelDepth),
+	}, o.MLflowOptions...)
 	res := &resolver.Resolver{
 		Reader:    mgr.GetAPIReader(),
 		Transport: o.MLflowTransport,
-		Options:   o.MLflowOptions,
+		Options:   mlflowOptions,
 	}
 	// Forgets registry answers nobody asked for in an hour.
 	if err := mgr.Add(res); err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -53,9 +51,16 @@ func (m *Manifest) Digest() string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// ErrUnsafePath is returned for an artifact path that would leave the model
-// directory.
+// ErrUnsafePath is the cause of an artifact path that would leave the model
+// directory. The failure around it is Invalid, Subject MLflow: the model
+// version's artifacts (or the path asked for) cannot be used, and asking
+// again cannot change that.
 var ErrUnsafePath = errors.New("artifact path escapes the model directory")
+
+// unsafePath is the failure for an unsafe path p.
+func unsafePath(p string) error {
+	return failure.New(failure.Invalid, failure.MLflow, "unsafe artifact path "+quote(p), ErrUnsafePath)
+}
 
 // GetDownloadURI answers where a version's files are, e.g.
 // mlflow-artifacts:/1/models/m-abc/artifacts.
@@ -76,23 +81,30 @@ func (c *Client) GetDownloadURI(ctx context.Context, name, version string) (stri
 // DownloadVersion downloads every file of a model version into dir (which
 // must exist and be empty), streaming each file to disk. Files are fetched
 // through the tracking server's artifact proxy (mlflow-artifacts URIs, also
-// behind runs:/ and models:/ sources), walking the directory tree. When the
-// server does not proxy the version's storage (s3://, gs://, ...), the files
-// named by the MLmodel file are fetched through model-versions/get-artifact,
-// which cannot list directories.
+// behind runs:/ and models:/ sources): the whole tree is listed first, and
+// the download limits (WithDownloadLimits) are checked against the listing
+// before any file is fetched. When the server does not proxy the version's
+// storage (s3://, gs://, ...), the files named by the MLmodel file are
+// fetched through model-versions/get-artifact, which cannot list
+// directories. A version over a limit, or with an unsafe path, is Invalid;
+// an artifact host not allowed is Refused.
 func (c *Client) DownloadVersion(ctx context.Context, name, version, dir string) (*Manifest, error) {
 	uri, err := c.GetDownloadURI(ctx, name, version)
 	if err != nil {
 		return nil, err
 	}
 	m := &Manifest{ArtifactURI: uri}
+	b := c.newBudget(name, version)
 	loc, err := c.artifactLocation(ctx, uri, 0)
 	switch {
 	case err == nil:
-		m.ResolvedURI = "mlflow-artifacts:/" + loc.path
-		err = c.walk(ctx, loc, "", dir, m)
+		m.ResolvedURI = loc.uri()
+		var files []treeFile
+		if files, err = loc.listTree(ctx, b); err == nil {
+			err = loc.fetch(ctx, files, dir, m, b)
+		}
 	case errors.Is(err, errNotProxied):
-		err = c.downloadByMLmodel(ctx, name, version, dir, m)
+		err = c.downloadByMLmodel(ctx, name, version, dir, m, b)
 	}
 	if err != nil {
 		return nil, err
@@ -107,30 +119,48 @@ type proxied struct {
 	path   string
 }
 
+// uri is the folder as an mlflow-artifacts URI, with its host when it is not
+// the tracking server.
+func (p proxied) uri() string {
+	if p.client.base == p.client.home {
+		return "mlflow-artifacts:/" + p.path
+	}
+	return "mlflow-artifacts://" + p.client.base.Host + "/" + p.path
+}
+
 var errNotProxied = errors.New("artifact storage is not proxied by the tracking server")
 
 // artifactLocation resolves an artifact URI to a folder behind an artifact
-// proxy, following runs:/ and models:/ indirections.
+// proxy, following runs:/ and models:/ indirections. Every URI here is
+// MLflow's answer: an mlflow-artifacts URI naming another host than the
+// tracking server's is followed only to a host of WithArtifactHosts, with
+// a client that holds no credentials, and refused otherwise.
 func (c *Client) artifactLocation(ctx context.Context, uri string, depth int) (proxied, error) {
 	if depth > 4 {
-		return proxied{}, failure.Errorf(failure.Other, failure.MLflow, "artifact URI %q: too many indirections", uri)
+		return proxied{}, failure.Errorf(failure.Other, failure.MLflow, "artifact URI %s: too many indirections", quote(uri))
 	}
 	u, err := url.Parse(uri)
 	if err != nil {
-		return proxied{}, failure.New(failure.Other, failure.MLflow, fmt.Sprintf("invalid artifact URI %q", uri), err)
+		return proxied{}, failure.New(failure.Other, failure.MLflow, "invalid artifact URI "+quote(uri), shortErr(err))
 	}
 	switch u.Scheme {
 	case "mlflow-artifacts":
 		p := strings.Trim(u.Path, "/")
-		if u.Host == "" || u.Host == c.base.Host {
+		switch {
+		case u.Host == "" || strings.EqualFold(u.Host, c.home.Host):
 			return proxied{client: c, path: p}, nil
+		case c.hostAllowed(u.Host):
+			// The tracking server's scheme, since the URI does not
+			// say; no credentials (authorize would not send them
+			// anyway: this is not the tracking server).
+			other := *c
+			base := *c.home
+			base.Host, base.Path, base.RawPath = u.Host, "", ""
+			other.base, other.auth = &base, Auth{}
+			return proxied{client: &other, path: p}, nil
+		default:
+			return proxied{}, refuseHost(u.Host)
 		}
-		// Another host serves the artifacts: same scheme and credentials.
-		other := *c
-		base := *c.base
-		base.Host, base.Path = u.Host, ""
-		other.base = &base
-		return proxied{client: &other, path: p}, nil
 	case "runs":
 		// runs:/<run id>/<path>
 		parts := strings.SplitN(strings.Trim(u.Path, "/"), "/", 2)
@@ -170,7 +200,7 @@ func (c *Client) artifactLocation(ctx context.Context, uri string, depth int) (p
 		}
 		name, version, ok := strings.Cut(p, "/")
 		if !ok {
-			return proxied{}, failure.Errorf(failure.Other, failure.MLflow, "unsupported model URI %q", uri)
+			return proxied{}, failure.Errorf(failure.Other, failure.MLflow, "unsupported model URI %s", quote(uri))
 		}
 		next, err := c.GetDownloadURI(ctx, name, version)
 		if err != nil {
@@ -178,7 +208,7 @@ func (c *Client) artifactLocation(ctx context.Context, uri string, depth int) (p
 		}
 		return c.artifactLocation(ctx, next, depth+1)
 	default:
-		return proxied{}, fmt.Errorf("%w: %s", errNotProxied, u.Scheme)
+		return proxied{}, fmt.Errorf("%w: %s", errNotProxied, quote(u.Scheme))
 	}
 }
 
@@ -201,37 +231,73 @@ func (p proxied) list(ctx context.Context, rel string) ([]listEntry, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, failure.New(failure.Other, failure.MLflow, "GET mlflow-artifacts list", fmt.Errorf("cannot decode the listing: %w", err))
+		return nil, failure.New(failure.Other, failure.MLflow, "GET mlflow-artifacts list", fmt.Errorf("cannot decode the listing: %w", shortErr(err)))
 	}
 	return out.Files, nil
 }
 
-// walk downloads the folder rel of p into dir/rel, recursively.
-func (c *Client) walk(ctx context.Context, p proxied, rel, dir string, m *Manifest) error {
-	entries, err := p.list(ctx, rel)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		// The listing names entries by their path relative to the listed
-		// root; older servers give the base name only.
-		name := path.Base(e.Path)
-		if e.Path == "" || name == "." || name == ".." || name == "/" {
-			return fmt.Errorf("%w: listing entry %q", ErrUnsafePath, e.Path)
-		}
-		child, err := SafeJoin(rel, name)
+// treeFile is a file of a listed tree: its path below the model directory
+// and the size the listing gave.
+type treeFile struct {
+	rel  string
+	size int64
+}
+
+// listTree lists the whole folder p, level by level, checking the paths and
+// the budget's limits on files, depth and size as it goes: a version over
+// a limit fails before a byte of it is fetched.
+func (p proxied) listTree(ctx context.Context, b *budget) ([]treeFile, error) {
+	var files []treeFile
+	seen := map[string]bool{}
+	for dirs := []string{""}; len(dirs) > 0; dirs = dirs[1:] {
+		rel := dirs[0]
+		entries, err := p.list(ctx, rel)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if e.IsDir {
-			if err := c.walk(ctx, p, child, dir, m); err != nil {
-				return err
+		for _, e := range entries {
+			// The listing names entries by their path relative to the
+			// listed root; older servers give the base name only.
+			name := path.Base(e.Path)
+			if e.Path == "" || name == "." || name == ".." || name == "/" {
+				return nil, unsafePath(e.Path)
 			}
-			continue
+			child, err := SafeJoin(rel, name)
+			if err != nil {
+				return nil, err
+			}
+			if seen[child] {
+				return nil, failure.Errorf(failure.Invalid, failure.MLflow, "the artifact listing names %s twice", quote(child))
+			}
+			seen[child] = true
+			if err := b.entry(); err != nil {
+				return nil, err
+			}
+			if e.IsDir {
+				if err := b.folder(child); err != nil {
+					return nil, err
+				}
+				dirs = append(dirs, child)
+				continue
+			}
+			if err := b.declare(child, e.FileSize); err != nil {
+				return nil, err
+			}
+			files = append(files, treeFile{rel: child, size: e.FileSize})
 		}
-		full := strings.Trim(path.Join(p.path, child), "/")
+	}
+	if err := b.checkDeclared(); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// fetch downloads the listed files of p into dir.
+func (p proxied) fetch(ctx context.Context, files []treeFile, dir string, m *Manifest, b *budget) error {
+	for _, tf := range files {
+		full := strings.Trim(path.Join(p.path, tf.rel), "/")
 		u := p.client.endpoint(artifactsPrefix+"/"+full, nil)
-		f, err := p.client.downloadFile(ctx, u, dir, child)
+		f, err := p.client.downloadFile(ctx, u, dir, tf.rel, b, 0)
 		if err != nil {
 			return err
 		}
@@ -247,20 +313,27 @@ func (c *Client) walk(ctx context.Context, p proxied, rel, dir string, m *Manife
 // not walked.
 func (c *Client) DownloadNamedFiles(ctx context.Context, name, version, dir string) ([]File, error) {
 	m := &Manifest{}
-	if err := c.downloadByMLmodel(ctx, name, version, dir, m); err != nil {
+	if err := c.downloadByMLmodel(ctx, name, version, dir, m, c.newBudget(name, version)); err != nil {
 		return nil, err
 	}
 	return m.Files, nil
 }
 
 // downloadByMLmodel fetches the files the MLmodel file names, for storage
-// the server cannot list.
-func (c *Client) downloadByMLmodel(ctx context.Context, name, version, dir string, m *Manifest) error {
-	get := func(rel string) (File, error) {
+// the server cannot list: the budget is checked as they stream, and the
+// MLmodel file, read into memory, may have maxMetadataBytes.
+func (c *Client) downloadByMLmodel(ctx context.Context, name, version, dir string, m *Manifest, b *budget) error {
+	get := func(rel string, limit int64) (File, error) {
+		if err := b.entry(); err != nil {
+			return File{}, err
+		}
+		if err := b.folder(path.Dir(rel)); err != nil {
+			return File{}, err
+		}
 		u := c.endpoint("/model-versions/get-artifact", url.Values{"name": {name}, "version": {version}, "path": {rel}})
-		return c.downloadFile(ctx, u, dir, rel)
+		return c.downloadFile(ctx, u, dir, rel, b, limit)
 	}
-	mlmodel, err := get("MLmodel")
+	mlmodel, err := get("MLmodel", maxMetadataBytes)
 	if err != nil {
 		return fmt.Errorf("the version's storage cannot be listed and its MLmodel file cannot be read: %w", err)
 	}
@@ -270,7 +343,7 @@ func (c *Client) downloadByMLmodel(ctx context.Context, name, version, dir strin
 		return err
 	}
 	for _, rel := range filesNamedBy(data) {
-		f, err := get(rel)
+		f, err := get(rel, 0)
 		if failure.IsNotFound(err) {
 			continue
 		}
@@ -324,88 +397,19 @@ func filesNamedBy(mlmodel []byte) []string {
 	return out
 }
 
-// downloadFile streams one file to dir/rel, hashing it on the way, and
-// refuses more than the per-file limit.
-func (c *Client) downloadFile(ctx context.Context, u *url.URL, dir, rel string) (File, error) {
-	target, err := SafeJoin(dir, rel)
-	if err != nil {
-		return File{}, err
-	}
-	op := "GET artifact " + rel
-	var f File
-	err = c.retry(ctx, op, func() (bool, time.Duration, error) {
-		got, err := c.downloadOnce(ctx, op, u, target, rel)
-		f = got
-		// Only what may pass is tried again: a refused or missing file
-		// stays so, and a cancelled download was meant to stop.
-		return failure.KindOf(err) == failure.Unreachable && ctx.Err() == nil, 0, err
-	})
-	if err != nil {
-		return File{}, err
-	}
-	return f, nil
-}
-
-func (c *Client) downloadOnce(ctx context.Context, op string, u *url.URL, target, rel string) (File, error) {
-	// No per-request timeout for the body: a large file takes as long as it
-	// takes; ctx bounds the whole download.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return File{}, err
-	}
-	req.Header.Set("User-Agent", c.userAgent)
-	c.auth.apply(req)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return File{}, failure.New(failure.Unreachable, failure.MLflow, op, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		body, _ := readLimited(resp.Body, 64<<10)
-		return File{}, errorFromResponse(op, resp, body)
-	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return File{}, err
-	}
-	out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return File{}, err
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(resp.Body, c.maxFile+1))
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		kind := failure.Other
-		if isNetError(err) || errors.Is(err, io.ErrUnexpectedEOF) {
-			kind = failure.Unreachable
-		}
-		return File{}, failure.New(kind, failure.MLflow, op, fmt.Errorf("download interrupted: %w", err))
-	}
-	if n > c.maxFile {
-		_ = os.Remove(target)
-		return File{}, failure.New(failure.Other, failure.MLflow, op, fmt.Errorf("file is larger than the limit of %d bytes", c.maxFile))
-	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return File{}, failure.New(failure.Unreachable, failure.MLflow, op, fmt.Errorf("got %d of %d bytes", n, resp.ContentLength))
-	}
-	return File{Path: rel, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-}
-
 // SafeJoin joins rel (forward slashes) below dir, refusing absolute paths and
 // any path that would leave dir.
 func SafeJoin(dir, rel string) (string, error) {
 	if rel == "" || strings.HasPrefix(rel, "/") || strings.Contains(rel, "\\") || strings.ContainsRune(rel, 0) {
-		return "", fmt.Errorf("%w: %q", ErrUnsafePath, rel)
+		return "", unsafePath(rel)
 	}
 	local := filepath.FromSlash(rel)
 	if !filepath.IsLocal(local) {
-		return "", fmt.Errorf("%w: %q", ErrUnsafePath, rel)
+		return "", unsafePath(rel)
 	}
 	for _, part := range strings.Split(rel, "/") {
 		if part == ".." {
-			return "", fmt.Errorf("%w: %q", ErrUnsafePath, rel)
+			return "", unsafePath(rel)
 		}
 	}
 	if dir == "" {
@@ -414,12 +418,16 @@ func SafeJoin(dir, rel string) (string, error) {
 	return filepath.Join(dir, local), nil
 }
 
-// ReadArtifact reads one file of a model version (at most limit bytes), e.g.
-// serving_input_example.json: through the artifact proxy, or through
-// model-versions/get-artifact for storage the server does not proxy.
+// ReadArtifact reads one file of a model version (at most limit bytes, 1 MiB
+// when limit is not positive), e.g. serving_input_example.json: through the
+// artifact proxy, or through model-versions/get-artifact for storage the
+// server does not proxy.
 func (c *Client) ReadArtifact(ctx context.Context, name, version, rel string, limit int64) ([]byte, error) {
 	if _, err := SafeJoin("", rel); err != nil {
 		return nil, err
+	}
+	if limit <= 0 {
+		limit = maxMetadataBytes
 	}
 	uri, err := c.GetDownloadURI(ctx, name, version)
 	if err != nil {

@@ -35,8 +35,8 @@ func TestSafeJoin(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("SafeJoin(%q) err %v, want ok=%v", tc.rel, err, tc.ok)
 		}
-		if err != nil && !errors.Is(err, ErrUnsafePath) {
-			t.Errorf("SafeJoin(%q) err %v is not ErrUnsafePath", tc.rel, err)
+		if err != nil && (!errors.Is(err, ErrUnsafePath) || !failure.IsTerminal(err) || failure.SubjectOf(err) != failure.MLflow) {
+			t.Errorf("SafeJoin(%q) err %v is not a terminal MLflow ErrUnsafePath", tc.rel, err)
 		}
 	}
 }
@@ -98,7 +98,8 @@ func TestDownloadFileRetries(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 			fmt.Fprint(w, `{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"no file"}`)
 		}, failure.NotFound, false, 1},
-		{"over the size limit is not retried", 10, func(w http.ResponseWriter) { w.Write(make([]byte, 100)) }, failure.Other, false, 1},
+		// The version's file is too large: that does not pass.
+		{"over the size limit is not retried", 10, func(w http.ResponseWriter) { w.Write(make([]byte, 100)) }, failure.Invalid, false, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +118,7 @@ func TestDownloadFileRetries(t *testing.T) {
 			}
 			u, _ := url.Parse(srv.URL + "/file")
 			dir := t.TempDir()
-			f, err := c.downloadFile(context.Background(), u, dir, "data/model.pkl")
+			f, err := c.downloadFile(context.Background(), u, dir, "data/model.pkl", c.newBudget("m", "1"), 0)
 			if tc.wantOK != (err == nil) {
 				t.Fatalf("err %v", err)
 			}
@@ -141,10 +142,14 @@ func TestDownloadFileRetries(t *testing.T) {
 	}
 }
 
+// TestDownloadFileRefusesUnsafePath checks that an unsafe path is a
+// terminal failure about MLflow's answer, not a plain error retried for
+// ever.
 func TestDownloadFileRefusesUnsafePath(t *testing.T) {
 	c, _ := New("http://mlflow")
 	u, _ := url.Parse("http://mlflow/file")
-	if _, err := c.downloadFile(context.Background(), u, t.TempDir(), "../outside"); !errors.Is(err, ErrUnsafePath) {
-		t.Errorf("err %v, want ErrUnsafePath", err)
+	_, err := c.downloadFile(context.Background(), u, t.TempDir(), "../outside", c.newBudget("m", "1"), 0)
+	if !errors.Is(err, ErrUnsafePath) || failure.KindOf(err) != failure.Invalid || failure.SubjectOf(err) != failure.MLflow {
+		t.Errorf("err %v, want an Invalid MLflow ErrUnsafePath", err)
 	}
 }

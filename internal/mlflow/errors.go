@@ -5,15 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
 
-// maxMessage bounds what an error keeps of an answer's message or body: it
-// ends up in a condition, where a proxy's HTML page has no place.
+// maxMessage bounds what an error keeps of one piece of server text (an
+// answer's message or body, a version, a source, a URI, a path): it ends up
+// in a condition, where a proxy's HTML page has no place. A message quotes a
+// few such pieces at most, so it stays within about 1 KiB.
 const maxMessage = 200
+
+// maxErrorText bounds the text of a cause that may quote the server at
+// length (a URL a redirect chose, a decoding error quoting the answer).
+const maxErrorText = 1024
+
+// quote is s, which the server may have written, shortened and quoted.
+func quote(s string) string { return strconv.Quote(text.Shorten(s, maxMessage)) }
+
+// shortErr is err with its text cut to maxErrorText; errors.Is and As still
+// see err.
+func shortErr(err error) error {
+	if err == nil || len(err.Error()) <= maxErrorText {
+		return err
+	}
+	return &shortError{err: err}
+}
+
+type shortError struct{ err error }
+
+func (e *shortError) Error() string { return text.Shorten(e.err.Error(), maxErrorText) }
+func (e *shortError) Unwrap() error { return e.err }
 
 // httpStatusError is the detail of a non-2xx answer. It carries no kind:
 // the kind lives on the *failure.Error around it. The package keeps it for

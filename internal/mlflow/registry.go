@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
+	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
 
 // StatusReady is the status of a model version whose files are all
@@ -128,7 +133,10 @@ func (r Reference) String() string {
 // Failures are *failure.Error whose Subject tells what is missing: a
 // NotFound Model, Alias, Stage (no READY version in it) or Version, a
 // NotReady Version; or, when MLflow could not answer, the request's Kind
-// with Subject MLflow.
+// with Subject MLflow. An answer that is not a usable version (its number
+// not ^[1-9][0-9]*$ of at most 20 digits, its source empty, over 4 KiB or
+// with control characters) is Other, Subject MLflow: MLflow is outside
+// input, and its next answer may be better.
 func (c *Client) Resolve(ctx context.Context, ref Reference) (*ModelVersion, error) {
 	var (
 		mv  *ModelVersion
@@ -158,14 +166,54 @@ func (c *Client) Resolve(ctx context.Context, ref Reference) (*ModelVersion, err
 	default:
 		return nil, failure.New(failure.Other, failure.MLflow, "the model reference names no alias, stage or version", nil)
 	}
+	// What MLflow answers is outside input: the version goes into image
+	// tags and labels, the source decides what is downloaded, and a "{}"
+	// answer must not pass as a READY version without a number.
+	if len(mv.Version) > maxVersion || !validVersion.MatchString(mv.Version) {
+		return nil, failure.Errorf(failure.Other, failure.MLflow, "MLflow answered an invalid model version %s", quote(mv.Version))
+	}
 	if mv.Status != "" && mv.Status != StatusReady {
-		msg := fmt.Sprintf("version %s of model %q is %s, not READY", mv.Version, ref.Name, mv.Status)
+		msg := fmt.Sprintf("version %s of model %q is %s, not READY", mv.Version, ref.Name, text.Shorten(mv.Status, maxMessage))
 		if mv.StatusMessage != "" {
-			msg += " (" + mv.StatusMessage + ")"
+			msg += " (" + text.Shorten(mv.StatusMessage, maxMessage) + ")"
 		}
 		return nil, failure.New(failure.NotReady, failure.Version, msg, nil)
 	}
+	if why := invalidField(mv.Source, maxSource, true); why != "" {
+		return nil, failure.Errorf(failure.Other, failure.MLflow, "MLflow answered an invalid source for version %s of model %q: %s", mv.Version, ref.Name, why)
+	}
+	if why := invalidField(mv.RunID, maxRunID, false); why != "" {
+		return nil, failure.Errorf(failure.Other, failure.MLflow, "MLflow answered an invalid run ID for version %s of model %q: %s", mv.Version, ref.Name, why)
+	}
 	return mv, nil
+}
+
+// validVersion is what a model version number looks like, as the API's
+// pinned version is validated (with maxVersion).
+var validVersion = regexp.MustCompile(`^[1-9][0-9]*$`)
+
+// Bounds of the strings of a model version that go into image tags and
+// labels.
+const (
+	maxVersion = 20
+	maxSource  = 4 << 10
+	// maxRunID is generous: MLflow's run IDs have 32 characters.
+	maxRunID = 256
+)
+
+// invalidField says why s is not a usable source or run ID (empty when it
+// is): empty when required, longer than max bytes, or holding control
+// characters, which have no place in a URI or a label.
+func invalidField(s string, limit int, required bool) string {
+	switch {
+	case s == "" && required:
+		return "it is empty"
+	case len(s) > limit:
+		return fmt.Sprintf("it has %d bytes, more than %d", len(s), limit)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0 || !utf8.ValidString(s):
+		return fmt.Sprintf("%s holds control characters or invalid UTF-8", quote(s))
+	}
+	return ""
 }
 
 // explainMissing turns a failed lookup of ref into the failure Resolve

@@ -3,11 +3,13 @@ package mlflow
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 )
@@ -23,8 +25,8 @@ import (
 func fakeRegistry(t *testing.T) *httptest.Server {
 	t.Helper()
 	versions := map[string]map[string]any{
-		"1": {"name": "iris", "version": "1", "status": "READY", "current_stage": "Staging", "run_id": "r1"},
-		"2": {"name": "iris", "version": "2", "status": "PENDING_REGISTRATION", "status_message": "uploading", "current_stage": "Production"},
+		"1": {"name": "iris", "version": "1", "status": "READY", "current_stage": "Staging", "run_id": "r1", "source": "models:/m-1"},
+		"2": {"name": "iris", "version": "2", "status": "PENDING_REGISTRATION", "status_message": "uploading", "current_stage": "Production", "source": "models:/m-2"},
 	}
 	aliases := map[string]string{"champion": "1", "next": "2"}
 	answer := func(w http.ResponseWriter, status int, v any) {
@@ -164,5 +166,86 @@ func TestResolveLookupOfModelFails(t *testing.T) {
 	if failure.KindOf(err) != failure.Unreachable || failure.SubjectOf(err) != failure.MLflow ||
 		!strings.HasPrefix(err.Error(), "cannot resolve iris@x: GET registered-models/get: ") {
 		t.Errorf("err %v, want an Unreachable MLflow from the model's lookup", err)
+	}
+}
+
+// answering is a server that answers every request with body.
+func answering(t *testing.T, body string) *Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) }))
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL, WithRetries(0, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestResolveRefusesInvalidAnswers checks that a model version MLflow
+// answers is checked before it is used: its number goes into image tags and
+// its source decides what is downloaded.
+func TestResolveRefusesInvalidAnswers(t *testing.T) {
+	mv := func(fields string) string { return `{"model_version":{"name":"iris"` + fields + `}}` }
+	tests := []struct {
+		name, body, want string
+	}{
+		{"empty answer", `{}`, `MLflow answered an invalid model version ""`},
+		{"no version", mv(`,"status":"READY","source":"models:/m-1"`), `MLflow answered an invalid model version ""`},
+		{"leading zero", mv(`,"version":"01","source":"models:/m-1"`), `MLflow answered an invalid model version "01"`},
+		{"zero", mv(`,"version":"0","source":"models:/m-1"`), `MLflow answered an invalid model version "0"`},
+		{"not a number", mv(`,"version":"1;rm -rf","source":"models:/m-1"`), `MLflow answered an invalid model version "1;rm -rf"`},
+		{"newline", mv(`,"version":"1\n","source":"models:/m-1"`), `MLflow answered an invalid model version "1\n"`},
+		{"too many digits", mv(`,"version":"123456789012345678901","source":"models:/m-1"`), `MLflow answered an invalid model version "123456789012345678901"`},
+		{"no source", mv(`,"version":"3","status":"READY"`), `MLflow answered an invalid source for version 3 of model "iris": it is empty`},
+		{"source too long", mv(`,"version":"3","source":"models:/` + strings.Repeat("a", 4<<10) + `"`),
+			`MLflow answered an invalid source for version 3 of model "iris": it has 4104 bytes, more than 4096`},
+		{"control character in the source", mv(`,"version":"3","source":"models:/m-1\u001b[2J"`),
+			`MLflow answered an invalid source for version 3 of model "iris": "models:/m-1\x1b[2J" holds control characters or invalid UTF-8`},
+		{"control character in the run ID", mv(`,"version":"3","source":"models:/m-1","run_id":"r\r\n1"`),
+			`MLflow answered an invalid run ID for version 3 of model "iris": "r\r\n1" holds control characters or invalid UTF-8`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := answering(t, tc.body).Resolve(context.Background(), Reference{Name: "iris", Version: "3"})
+			if failure.KindOf(err) != failure.Other || failure.SubjectOf(err) != failure.MLflow || err == nil || err.Error() != tc.want {
+				t.Errorf("err %v, want an Other MLflow %q", err, tc.want)
+			}
+		})
+	}
+	// The same checks hold for an alias and a stage.
+	for _, ref := range []Reference{{Name: "iris", Alias: "champion"}, {Name: "iris", Stage: "Production"}} {
+		body := `{"model_version":{"name":"iris","version":"","current_stage":"Production"},"model_versions":[{"name":"iris","version":"x","current_stage":"Production"}]}`
+		if _, err := answering(t, body).Resolve(context.Background(), ref); err == nil || !strings.HasPrefix(err.Error(), "MLflow answered an invalid model version") {
+			t.Errorf("%s: %v, want an invalid version", ref, err)
+		}
+	}
+}
+
+// TestServerTextCut checks that messages quoting what the server wrote stay
+// short and valid UTF-8 however long that was.
+func TestServerTextCut(t *testing.T) {
+	long := strings.Repeat("é", 1<<19) // 1 MiB, two bytes a character
+	for name, body := range map[string]string{
+		"status message":              `{"model_version":{"name":"iris","version":"3","status":"FAILED_REGISTRATION","status_message":"` + long + `"}}`,
+		"status":                      `{"model_version":{"name":"iris","version":"3","status":"` + long + `"}}`,
+		"version":                     `{"model_version":{"name":"iris","version":"` + long + `"}}`,
+		"source":                      `{"model_version":{"name":"iris","version":"3","source":"` + long[:3000] + "\u0007" + `"}}`,
+		"a number the decoder quotes": `{"model_version":{"name":"iris","version":"3","creation_timestamp":` + strings.Repeat("9", 1<<20) + `}}`,
+	} {
+		_, err := answering(t, body).Resolve(context.Background(), Reference{Name: "iris", Version: "3"})
+		if err == nil || len(err.Error()) > 1500 || !utf8.ValidString(err.Error()) {
+			t.Errorf("%s: message of %d bytes, valid UTF-8 %v", name, len(fmt.Sprint(err)), utf8.ValidString(fmt.Sprint(err)))
+		}
+	}
+	// The status message is kept, cut, for the person reading the condition.
+	_, err := answering(t, `{"model_version":{"name":"iris","version":"3","status":"FAILED_REGISTRATION","status_message":"upload failed: `+long+`"}}`).
+		Resolve(context.Background(), Reference{Name: "iris", Version: "3"})
+	if failure.KindOf(err) != failure.NotReady || !strings.Contains(err.Error(), "(upload failed: éé") || !strings.HasSuffix(err.Error(), "...)") {
+		t.Errorf("err %v", err)
+	}
+	// So is an artifact URI MLflow answers.
+	_, err = answering(t, `{"artifact_uri":"models:/`+long+`"}`).DownloadVersion(context.Background(), "iris", "3", t.TempDir())
+	if err == nil || len(err.Error()) > 1500 || !utf8.ValidString(err.Error()) {
+		t.Errorf("artifact URI: message of %d bytes", len(fmt.Sprint(err)))
 	}
 }

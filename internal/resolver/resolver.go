@@ -205,7 +205,9 @@ func (r *Resolver) client(conn connection) (*mlflow.Client, error) {
 	}
 	c, err := mlflow.New(conn.uri, opts...)
 	if err != nil {
-		return nil, failure.New(failure.Other, failure.MLflow, "cannot make an MLflow client", err)
+		// Keeps the client's verdict: a tracking URI it refuses (with
+		// credentials in it, say) is terminal until the spec changes.
+		return nil, err
 	}
 	if r.clients == nil || len(r.clients) >= maxClients {
 		r.clients = map[string]*mlflow.Client{}

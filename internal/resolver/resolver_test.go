@@ -50,7 +50,7 @@ func (r *registry) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.auth[req.Header.Get("Authorization")]++
 	v := r.version
 	r.mu.Unlock()
-	body := fmt.Sprintf(`{"model_version":{"name":%q,"version":%q,"run_id":"run-%s","status":"READY"}}`, req.URL.Query().Get("name"), v, v)
+	body := fmt.Sprintf(`{"model_version":{"name":%q,"version":%q,"run_id":"run-%s","source":"models:/m-%s","status":"READY"}}`, req.URL.Query().Get("name"), v, v, v)
 	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
 		Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
 }

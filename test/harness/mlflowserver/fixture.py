@@ -16,6 +16,12 @@ Operations:
   {"op": "transition", "model": NAME, "version": V, "stage": S}
   {"op": "create_webhook", "name": N, "url": U, "secret": S, "events": [E, ...]}
   {"op": "create_user", "username": U, "password": P}   (basic-auth servers)
+  {"op": "register_foreign_source", "model": NAME, "artifact_root": URI, "via": "source"|"run"}
+      registers a version whose files MLflow says are below URI (e.g.
+      mlflow-artifacts://other-host:port/x), which nothing is uploaded to: an
+      experiment with that artifact location, an empty run in it, and a
+      version whose source is the run's artifact URI + /model ("source") or
+      runs:/<run>/model ("run"). -> {version, run_id, source}
 """
 
 import json
@@ -139,12 +145,38 @@ def register_run_artifacts(op, client):
     return {"version": str(mv.version), "run_id": run.info.run_id, "source": mv.source, "model_id": ""}
 
 
+def register_foreign_source(op, client):
+    """A version whose artifacts MLflow places on another host, as an
+    attacker's server (or a misconfigured one) would answer: nothing is
+    logged, so the host is never contacted here."""
+    import uuid
+
+    name = op["model"]
+    exp_id = client.create_experiment(
+        f"foreign-{uuid.uuid4().hex}", artifact_location=op["artifact_root"]
+    )
+    run = client.create_run(exp_id)
+    client.set_terminated(run.info.run_id)
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        pass
+    if op.get("via", "source") == "run":
+        source = f"runs:/{run.info.run_id}/model"
+    else:
+        source = run.info.artifact_uri.rstrip("/") + "/model"
+    mv = client.create_model_version(name, source, run_id=run.info.run_id)
+    return {"version": str(mv.version), "run_id": run.info.run_id, "source": mv.source, "model_id": ""}
+
+
 def run_op(op, client):
     kind = op["op"]
     if kind == "register":
         return register(op, client)
     if kind == "register_run_artifacts":
         return register_run_artifacts(op, client)
+    if kind == "register_foreign_source":
+        return register_foreign_source(op, client)
     if kind == "set_alias":
         client.set_registered_model_alias(op["model"], op["alias"], str(op["version"]))
         return {}
