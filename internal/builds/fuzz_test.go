@@ -39,8 +39,15 @@ func FuzzTag(f *testing.F) {
 			return // the API server refuses the template, or MLflow never gives the version
 		}
 		tag := Tag(template, model, version)
+		// Another version, to check every version gets its own tag (the
+		// CRD's reason for requiring {version}).
+		other := version + "1"
+		otherTag := Tag(template, model, other)
 		if !ociTag.MatchString(tag) {
 			t.Fatalf("Tag(%q, %q, %q) = %q, not a valid tag", template, model, version, tag)
+		}
+		if otherTag == tag {
+			t.Fatalf("versions %s and %s of %q both get the tag %q", version, other, model, tag)
 		}
 		if Tag(template, model, version) != tag {
 			t.Fatalf("Tag(%q, %q, %q) is not deterministic", template, model, version)

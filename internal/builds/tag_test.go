@@ -26,3 +26,16 @@ func TestTag(t *testing.T) {
 		t.Errorf("tag of %d characters; registries accept at most 128", len(long))
 	}
 }
+
+// TestTagDefectsFoundByFuzzing: a brace no placeholder used becomes '-',
+// and a tag too long loses the end of the name, never the version.
+func TestTagDefectsFoundByFuzzing(t *testing.T) {
+	if got := Tag("{version}}", "iris", "1"); got != "1-" {
+		t.Errorf("Tag({version}}) = %q, want %q", got, "1-")
+	}
+	long := strings.Repeat("a", 200)
+	v1, v12 := Tag("{name}-v{version}", long, "1"), Tag("{name}-v{version}", long, "12")
+	if len(v1) > 128 || len(v12) > 128 || v1 == v12 || !strings.HasSuffix(v12, "-v12") {
+		t.Errorf("long names: %q and %q", v1, v12)
+	}
+}

@@ -35,7 +35,16 @@ const (
 	LabelModelSource = "serving.mlflow-operator.io/model-source"
 	LabelModelDigest = "serving.mlflow-operator.io/model-digest"
 	LabelTracking    = "serving.mlflow-operator.io/tracking-uri"
+	// LabelLayerFormat says how the model layer was written (layerFormat).
+	LabelLayerFormat = "serving.mlflow-operator.io/layer-format"
 )
+
+// layerFormat is the model layer's format, in LabelLayerFormat. An image
+// without it (written before) has the model owned by the serving user and
+// writable, and links checked as written only: it is not reused, so that
+// the next build of its version replaces it. Change it whenever the layer
+// changes in a way a reused image must not miss.
+const layerFormat = "2" // owned by root, read-only, links resolved
 
 // Model describes the model version the image carries.
 type Model struct {
@@ -64,13 +73,21 @@ type Request struct {
 	Port int32
 	// Command replaces the default serving command when set.
 	Command []string
-	// UID and GID own the model files and run the server.
+	// UID and GID run the server: the image config's User. They do not own
+	// the model files, which belong to root and are read-only (see
+	// NewModelLayer), so that the server cannot change the model it serves.
 	UID, GID int
 	// Insecure allows plain HTTP and unverified TLS to the registries.
 	Insecure bool
 	// PullKeychain authenticates to the base image's registry, PushKeychain
 	// to the repository's; authn.DefaultKeychain when nil.
 	PullKeychain, PushKeychain authn.Keychain
+	// TrustLabels lets Build reuse the image the tag holds when its labels
+	// name this model version, model digest and base. Labels are written by
+	// whoever pushed the image; where that is not known to be this operator
+	// (a tenant may plant an image under another's tag), leave it off: the
+	// image is built and pushed, which reproduces a genuine one's digest.
+	TrustLabels bool
 }
 
 // Result is a pushed (or reused) image.
@@ -90,7 +107,9 @@ type Result struct {
 
 // Builder builds and pushes model images.
 type Builder struct {
-	// Transport carries registry requests; remote.DefaultTransport when nil.
+	// Transport carries registry requests; when nil, a copy of
+	// remote.DefaultTransport with bounded dial, TLS handshake and answer
+	// times (see registryTimeouts). A Transport given here is used as it is.
 	Transport http.RoundTripper
 	// TempDir holds layer files; os.TempDir() when empty.
 	TempDir string
@@ -105,6 +124,10 @@ type Builder struct {
 	// always use the file: every platform's image re-reads the layer. A
 	// streamed upload that fails is retried by the build's own backoff.
 	LayerFile bool
+
+	// timeouts of the default transport; defaultRegistryTimeouts when zero.
+	// Tests shorten them.
+	timeouts registryTimeouts
 }
 
 // DefaultCommand is the serving command of an image listening on port.
@@ -174,9 +197,9 @@ func (b *Builder) BaseImage(ctx context.Context, req Request) (v1.Image, error) 
 	return img, nil
 }
 
-// Build builds the image of req and pushes it, or reuses the image the tag
-// already holds when it carries the same model version, model digest and
-// base digest.
+// Build builds the image of req and pushes it, or, with req.TrustLabels,
+// reuses the image the tag already holds when it carries the same model
+// version, model digest and base digest.
 func (b *Builder) Build(ctx context.Context, req Request) (*Result, error) {
 	if req.Tag == "" || req.Repository == "" || req.BaseImage == "" || req.ModelDir == "" {
 		return nil, failure.Errorf(failure.Other, failure.Build, "a build needs a model directory, a base image, a repository and a tag")
@@ -188,12 +211,12 @@ func (b *Builder) Build(ctx context.Context, req Request) (*Result, error) {
 	// Before any request to a registry: an unsafe model fails the same way
 	// whether or not the registries answer.
 	if err := ValidateModelDir(req.ModelDir); err != nil {
-		return nil, failure.New(failure.Invalid, failure.Build, "check the model files", err)
+		return nil, modelFilesError("check the model files", err)
 	}
 	if err := bd.fetchBase(); err != nil {
 		return nil, err
 	}
-	if res, ok := bd.reusable(); ok {
+	if res, ok := bd.reusable(); ok && req.TrustLabels {
 		return res, nil
 	}
 	// A streamed layer can be read once; every platform of an index reads
@@ -203,13 +226,25 @@ func (b *Builder) Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	layer, err := NewModelLayer(req.ModelDir, bd.layerOptions())
 	if err != nil {
-		return nil, failure.New(failure.Invalid, failure.Build, "archive the model", err)
+		return nil, modelFilesError("archive the model", err)
 	}
 	defer layer.Close()
 	if bd.base.MediaType.IsIndex() {
 		return bd.index(ctx, layer)
 	}
 	return bd.single(layer)
+}
+
+// modelFilesError is the failure of step op on the model files. An unsafe
+// entry already is an Invalid failure (the version's files will not
+// change); anything else, a full disk or a file changing under the walk, is
+// Other: a retry, with a new download, may pass where calling it Invalid
+// would stop the deployment for good.
+func modelFilesError(op string, err error) error {
+	if e, ok := failure.As(err); ok {
+		return failure.New(e.Kind, e.Subject, op, err)
+	}
+	return failure.New(failure.Other, failure.Build, op, err)
 }
 
 // build is one request on its way to an image: what Lookup, BaseImage and

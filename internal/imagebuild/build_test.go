@@ -224,7 +224,7 @@ func TestBuildSingleImage(t *testing.T) {
 				t.Errorf("manifest media type %s, want the base's %s", gotMT, mt)
 			}
 
-			// The layer holds the model byte for byte, owned by the serving user.
+			// The layer holds the model byte for byte, owned by root.
 			hdrs, data := layerFiles(t, img)
 			err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 				if err != nil || d.IsDir() {
@@ -246,7 +246,7 @@ func TestBuildSingleImage(t *testing.T) {
 				if !bytes.Equal(data["opt/ml/model/"+rel], want) {
 					t.Errorf("%s differs from the model file", rel)
 				}
-				if h.Uid != 1000 || h.Gid != 1000 || h.Uname != "" || !h.ModTime.Equal(time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)) {
+				if h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" || !h.ModTime.Equal(time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)) {
 					t.Errorf("%s: owner %d:%d %q time %s", rel, h.Uid, h.Gid, h.Uname, h.ModTime)
 				}
 				return nil
@@ -254,11 +254,17 @@ func TestBuildSingleImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h := hdrs["opt/ml/model/code/run.sh"]; h.Mode != 0o755 {
-				t.Errorf("executable mode %o, want 755", h.Mode)
+			// Readable and runnable by the serving user, writable by no one.
+			if h := hdrs["opt/ml/model/code/run.sh"]; h.Mode != 0o555 {
+				t.Errorf("executable mode %o, want 555", h.Mode)
 			}
-			if h := hdrs["opt/ml/model/data/model.pkl"]; h.Mode != 0o644 {
-				t.Errorf("file mode %o, want 644", h.Mode)
+			if h := hdrs["opt/ml/model/data/model.pkl"]; h.Mode != 0o444 {
+				t.Errorf("file mode %o, want 444", h.Mode)
+			}
+			for _, dir := range []string{"opt/ml/model/", "opt/ml/model/data/"} {
+				if h := hdrs[dir]; h == nil || h.Mode != 0o555 || h.Uid != 0 || h.Gid != 0 {
+					t.Errorf("directory %s: %+v, want mode 555 owned by root", dir, h)
+				}
 			}
 			if h := hdrs["opt/"]; h == nil || h.Uid != 0 {
 				t.Errorf("opt/ must stay root's: %+v", h)
@@ -304,9 +310,12 @@ func TestBuildSingleImage(t *testing.T) {
 				t.Errorf("rebuild digest %s (reused %v), first %s", again.Digest, again.Reused, res.Digest)
 			}
 
-			// Idempotent: the tag already holds it; nothing is uploaded.
+			// Idempotent when the labels are trusted: the tag already holds
+			// it; nothing is uploaded.
 			rec.uploads()
-			reused, err := b.Build(ctx, request(dir, base, host+"/models/iris", "iris-v3"))
+			trusted := request(dir, base, host+"/models/iris", "iris-v3")
+			trusted.TrustLabels = true
+			reused, err := b.Build(ctx, trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -316,8 +325,15 @@ func TestBuildSingleImage(t *testing.T) {
 			if n := rec.uploads(); n != 0 {
 				t.Errorf("%d blob uploads for a reused image", n)
 			}
+			// Without trust in the labels (who pushed is not known), the image
+			// is built and pushed again: the same digest, nothing reused.
+			untrusted, err := b.Build(ctx, request(dir, base, host+"/models/iris", "iris-v3"))
+			if err != nil || untrusted.Reused || untrusted.Digest != res.Digest {
+				t.Errorf("untrusted rebuild %+v %v, want a push of the same digest %s", untrusted, err, res.Digest)
+			}
 			// A different model digest under the same tag is built again.
 			req := request(dir, base, host+"/models/iris", "iris-v3")
+			req.TrustLabels = true
 			req.Model.Digest = "sha256:other"
 			rebuilt, err := b.Build(ctx, req)
 			if err != nil || rebuilt.Reused {
@@ -358,7 +374,7 @@ func TestReproducibleAcrossHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := LayerOptions{UID: 1000, GID: 1000, ModTime: time.Unix(1_790_000_000, 0)}
+	opts := LayerOptions{ModTime: time.Unix(1_790_000_000, 0)}
 	la, err := NewModelLayer(a, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -402,7 +418,7 @@ func TestUnsafeEntriesRefused(t *testing.T) {
 			if err := tc.setup(dir); err != nil {
 				t.Fatal(err)
 			}
-			l, err := NewModelLayer(dir, LayerOptions{UID: 1000, GID: 1000})
+			l, err := NewModelLayer(dir, LayerOptions{})
 			if l != nil {
 				l.Close()
 			}
@@ -481,7 +497,9 @@ func TestBuildIndex(t *testing.T) {
 		}
 	}
 	// Reused as an index too.
-	again, err := (&Builder{}).Build(context.Background(), request(modelDir(t), base, host+"/models/iris", "iris-v3"))
+	trusted := request(modelDir(t), base, host+"/models/iris", "iris-v3")
+	trusted.TrustLabels = true
+	again, err := (&Builder{}).Build(context.Background(), trusted)
 	if err != nil || !again.Reused || again.Platforms != 2 {
 		t.Errorf("index rebuild %+v %v", again, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -28,10 +29,7 @@ func (bd *build) layerOptions() LayerOptions {
 	if bd.base.MediaType == types.OCIManifestSchema1 || bd.base.MediaType == types.OCIImageIndex {
 		mt = types.OCILayer
 	}
-	return LayerOptions{
-		UID: bd.req.UID, GID: bd.req.GID, ModTime: bd.req.Model.Created,
-		Level: bd.b.Level, MediaType: mt, TempDir: bd.b.TempDir,
-	}
+	return LayerOptions{ModTime: bd.req.Model.Created, Level: bd.b.Level, MediaType: mt, TempDir: bd.b.TempDir}
 }
 
 // single adds a layer (a FileLayer) to a single-platform base.
@@ -143,7 +141,7 @@ func history(req Request) v1.History {
 	return v1.History{
 		Created:   v1.Time{Time: req.Model.Created},
 		CreatedBy: fmt.Sprintf("mlflow-operator: MLflow model %s version %s at %s", req.Model.Name, req.Model.Version, ModelPath),
-		Comment:   req.Model.Source,
+		Comment:   sourceLabel(req.Model.Source),
 	}
 }
 
@@ -209,12 +207,13 @@ func imageLabels(m Model, baseName, baseDigest string) map[string]string {
 		LabelModelName:   m.Name,
 		LabelVersion:     m.Version,
 		LabelRunID:       m.RunID,
-		LabelModelSource: m.Source,
+		LabelModelSource: sourceLabel(m.Source),
 		LabelModelDigest: m.Digest,
-		LabelTracking:    m.TrackingURI,
+		LabelLayerFormat: layerFormat,
 	}
-	if m.TrackingURI != "" {
-		l[LabelSource] = strings.TrimRight(m.TrackingURI, "/") + "/#/models/" + m.Name + "/versions/" + m.Version
+	if tracking := trackingLabel(m.TrackingURI); tracking != "" {
+		l[LabelTracking] = tracking
+		l[LabelSource] = strings.TrimRight(tracking, "/") + "/#/models/" + m.Name + "/versions/" + m.Version
 	}
 	for k, v := range l {
 		if v == "" {
@@ -222,6 +221,44 @@ func imageLabels(m Model, baseName, baseDigest string) map[string]string {
 		}
 	}
 	return l
+}
+
+// Labels are read by anyone who can pull the image, and MLflow addresses
+// may carry credentials ("http://user:token@mlflow"). The MLflow client
+// redacts its tracking URI already; these do it again here, where the
+// labels are written, whoever fills in the Model.
+
+// trackingLabel is a tracking server's address fit for a label: without
+// userinfo, query and fragment (a server's base address needs neither, and
+// tokens hide there too). An address that does not parse as a URL with a
+// host is left out: it cannot be cleaned.
+func trackingLabel(uri string) string {
+	if uri == "" {
+		return ""
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// sourceLabel is a model version's source URI (models:/m-..., runs:/...,
+// s3://...) fit for a label: without userinfo. A source without userinfo is
+// kept byte for byte, so that reusable compares it with what an earlier
+// build wrote. One that does not parse, or whose userinfo url.Parse cannot
+// see (an opaque "scheme:user@host"), is left out.
+func sourceLabel(src string) string {
+	u, err := url.Parse(src)
+	switch {
+	case err != nil || strings.Contains(u.Opaque, "@"):
+		return ""
+	case u.User == nil:
+		return src
+	}
+	u.User = nil
+	return u.String()
 }
 
 // annotations are the labels a manifest carries too (registries and tools

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -13,7 +15,8 @@ import (
 // kubernetes.io/dockerconfigjson Secret (its .dockerconfigjson key):
 // {"auths": {"registry.example.com": {"username", "password"} or {"auth"}}}.
 // Registries it does not name get anonymous access, so that it can lead a
-// multi-keychain.
+// multi-keychain. When several keys name one registry, the lexically first
+// one's credentials are used.
 type DockerConfigKeychain struct {
 	auths map[string]authn.AuthConfig
 }
@@ -33,7 +36,17 @@ func NewDockerConfigKeychain(data []byte) (*DockerConfigKeychain, error) {
 		return nil, fmt.Errorf("invalid docker config JSON: %w", err)
 	}
 	k := &DockerConfigKeychain{auths: map[string]authn.AuthConfig{}}
-	for host, a := range doc.Auths {
+	// Several spellings may name one registry ("docker.io" and
+	// "https://index.docker.io/v1/", "Registry.example.com" and
+	// "registry.example.com"). Taken in map order, which of their
+	// credentials wins would change from one parse to the next; taken in
+	// sorted order, the lexically first spelling wins, every time.
+	for _, host := range slices.Sorted(maps.Keys(doc.Auths)) {
+		a := doc.Auths[host]
+		key := normalizeRegistry(host)
+		if _, seen := k.auths[key]; seen {
+			continue
+		}
 		cfg := authn.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
 		if a.Auth != "" && cfg.Username == "" {
 			raw, err := base64.StdEncoding.DecodeString(a.Auth)
@@ -46,7 +59,7 @@ func NewDockerConfigKeychain(data []byte) (*DockerConfigKeychain, error) {
 			}
 			cfg.Username, cfg.Password = user, pass
 		}
-		k.auths[normalizeRegistry(host)] = cfg
+		k.auths[key] = cfg
 	}
 	return k, nil
 }

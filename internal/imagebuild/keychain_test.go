@@ -54,3 +54,39 @@ func TestDockerConfigKeychain(t *testing.T) {
 		}
 	}
 }
+
+func TestDockerConfigKeychainSpellingsOfOneRegistry(t *testing.T) {
+	// Two spellings of Docker Hub and two of one host, with different
+	// credentials: the same (lexically first) wins on every parse, not
+	// whichever map order came first.
+	doc := []byte(`{"auths": {
+		"https://index.docker.io/v1/": {"username": "second", "password": "b"},
+		"docker.io": {"username": "first", "password": "a"},
+		"registry.example.com": {"username": "lower", "password": "c"},
+		"Registry.Example.com": {"username": "upper", "password": "d"}
+	}}`)
+	want := map[string]string{"docker.io/library/python": "first", "registry.example.com/m/iris": "upper"}
+	for range 50 {
+		k, err := NewDockerConfigKeychain(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ref, user := range want {
+			r, err := name.ParseReference(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := k.Resolve(r.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := a.Authorization()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Username != user {
+				t.Fatalf("%s: user %q, want %q (the lexically first spelling)", ref, cfg.Username, user)
+			}
+		}
+	}
+}

@@ -5,13 +5,9 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,14 +19,9 @@ import (
 // ModelPath is where the model directory lands in the image.
 const ModelPath = "/opt/ml/model"
 
-// ErrUnsafeEntry is returned for a model entry that cannot go into the image:
-// a path or link leaving the model directory, a device, a socket, a pipe.
-var ErrUnsafeEntry = errors.New("unsafe model entry")
-
-// LayerOptions shape the model layer.
+// LayerOptions shape the model layer. There is no owner to choose: the
+// model files always belong to root (see NewModelLayer).
 type LayerOptions struct {
-	// UID and GID own the model files (the serving pods' non-root user).
-	UID, GID int
 	// ModTime of every entry; a fixed time makes the layer reproducible.
 	ModTime time.Time
 	// Level of gzip compression; gzip.BestSpeed when zero.
@@ -95,10 +86,12 @@ type readCloser struct {
 func (r *readCloser) Close() error { return r.close() }
 
 // NewModelLayer writes the model directory as a layer holding it at
-// ModelPath: entries in lexical order, fixed times, normalised modes (0755
-// for directories and executables, 0644 otherwise), numeric owner UID:GID, no
-// user or group names, nothing from the host. Symbolic links must stay inside
-// the model directory; devices, sockets and pipes are refused.
+// ModelPath: entries in lexical order, fixed times, numeric owner 0:0, no
+// user or group names, nothing from the host, and modes that let everyone
+// read and no one write: 0555 for directories and executables, 0444
+// otherwise. Symbolic links must resolve, through any chain of links, to an
+// entry of the model directory; devices, sockets and pipes are refused (see
+// walkModel).
 func NewModelLayer(modelDir string, o LayerOptions) (*FileLayer, error) {
 	o = o.withDefaults()
 	f, err := os.CreateTemp(o.TempDir, "model-layer-*.tar.gz")
@@ -191,141 +184,53 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Modes of the model entries. The files belong to root and no one may write
+// them: the serving process runs as another user (the config's User) and
+// can read and run the model but not change the one it serves, even when
+// whatever it runs is compromised. Links keep 0777, the only mode a link has.
+const (
+	modelFileMode = 0o444
+	modelExecMode = 0o555 // directories and executables
+	modelLinkMode = 0o777
+)
+
+// writeModelTar writes the parents of ModelPath and the model directory.
 func writeModelTar(tw *tar.Writer, modelDir string, o LayerOptions) error {
-	root, err := filepath.Abs(modelDir)
-	if err != nil {
-		return err
-	}
-	info, err := os.Stat(root)
-	if err != nil {
-		return err
-	}
-	if !info.IsDir() {
-		return fmt.Errorf("model directory %s is not a directory", modelDir)
-	}
 	base := strings.TrimPrefix(ModelPath, "/")
-	// The parents belong to root, as in any image; the model directory to
-	// the serving user.
+	// The parents belong to root, as in any image, and keep the usual mode.
 	for _, dir := range []string{"opt", "opt/ml"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: o.ModTime}); err != nil {
 			return err
 		}
 	}
-	return walkModel(root, func(e modelEntry) error {
+	return walkModel(modelDir, func(root *os.Root, e modelEntry) error {
 		name := base
 		if e.rel != "." {
 			name = path.Join(base, e.rel)
 		}
-		hdr := &tar.Header{Name: name, ModTime: o.ModTime, Uid: o.UID, Gid: o.GID}
+		// Uid and Gid stay 0: root's.
+		hdr := &tar.Header{Name: name, ModTime: o.ModTime}
 		switch mode := e.info.Mode(); {
 		case mode.IsDir():
-			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", modelExecMode
 			return tw.WriteHeader(hdr)
 		case mode.IsRegular():
-			hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeReg, e.info.Size(), 0o644
+			f, info, err := openRegular(root, e)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeReg, info.Size(), modelFileMode
 			if mode&0o111 != 0 {
-				hdr.Mode = 0o755
+				hdr.Mode = modelExecMode
 			}
 			if err := tw.WriteHeader(hdr); err != nil {
 				return err
 			}
-			return copyFile(tw, e.path, e.info.Size())
-		default: // a link walkModel checked
-			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, e.link, 0o777
+			return copyFile(tw, f, e.rel, info.Size())
+		default: // a link walkModel resolved
+			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, e.link, modelLinkMode
 			return tw.WriteHeader(hdr)
 		}
 	})
-}
-
-// modelEntry is one entry of a model directory.
-type modelEntry struct {
-	path string      // on disk
-	rel  string      // below the model directory, with slashes; "." for it
-	info fs.FileInfo // from Lstat
-	link string      // a symbolic link's target
-}
-
-// walkModel calls fn for every entry below root, in lexical order (so an
-// archive is the same on every host), after refusing what cannot go into an
-// image: links leaving root, devices, sockets, pipes.
-func walkModel(root string, fn func(modelEntry) error) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		e := modelEntry{path: p, rel: filepath.ToSlash(rel)}
-		if e.info, err = os.Lstat(p); err != nil {
-			return err
-		}
-		switch mode := e.info.Mode(); {
-		case mode.IsDir(), mode.IsRegular():
-		case mode&fs.ModeSymlink != 0:
-			if e.link, err = os.Readlink(p); err != nil {
-				return err
-			}
-			if err := checkLink(e.rel, e.link); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("%w: %s is a %s, not a file or directory", ErrUnsafeEntry, e.rel, describeMode(mode))
-		}
-		return fn(e)
-	})
-}
-
-// ValidateModelDir checks, without reading file contents, that every entry
-// of the model directory can go into the image: regular files, directories
-// and symbolic links that stay inside it.
-func ValidateModelDir(modelDir string) error {
-	root, err := filepath.Abs(modelDir)
-	if err != nil {
-		return err
-	}
-	return walkModel(root, func(modelEntry) error { return nil })
-}
-
-// checkLink refuses a symbolic link at rel whose target leaves the model
-// directory.
-func checkLink(rel, target string) error {
-	if path.IsAbs(target) || filepath.IsAbs(target) {
-		return fmt.Errorf("%w: link %s points to the absolute path %s", ErrUnsafeEntry, rel, target)
-	}
-	resolved := path.Clean(path.Join(path.Dir(rel), filepath.ToSlash(target)))
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return fmt.Errorf("%w: link %s points outside the model directory (%s)", ErrUnsafeEntry, rel, target)
-	}
-	return nil
-}
-
-func describeMode(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeDevice != 0:
-		return "device"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	default:
-		return "special file"
-	}
-}
-
-func copyFile(w io.Writer, p string, size int64) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n, err := io.Copy(w, io.LimitReader(f, size))
-	if err != nil {
-		return err
-	}
-	if n != size {
-		return fmt.Errorf("%s changed while it was being archived", p)
-	}
-	return nil
 }

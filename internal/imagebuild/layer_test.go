@@ -11,7 +11,7 @@ import (
 
 func TestStreamModelLayerMatchesFileLayer(t *testing.T) {
 	dir := modelDir(t)
-	o := LayerOptions{UID: 1000, GID: 1000, ModTime: time.Unix(1_790_000_000, 0), MediaType: types.OCILayer}
+	o := LayerOptions{ModTime: time.Unix(1_790_000_000, 0), MediaType: types.OCILayer}
 	fl, err := NewModelLayer(dir, o)
 	if err != nil {
 		t.Fatal(err)

@@ -55,12 +55,18 @@ func (bd *build) reusable() (*Result, bool) {
 	if l[LabelModelName] != req.Model.Name || l[LabelVersion] != req.Model.Version || l[LabelBaseDigest] != bd.baseDigest {
 		return nil, false
 	}
+	// An image whose layer an older operator wrote is replaced, not kept.
+	if l[LabelLayerFormat] != layerFormat {
+		return nil, false
+	}
 	// With the files' digest known, it must match; before the download,
 	// the version's source must (MLflow versions do not change their files).
 	if req.Model.Digest != "" && l[LabelModelDigest] != req.Model.Digest {
 		return nil, false
 	}
-	if req.Model.Digest == "" && (req.Model.Source == "" || l[LabelModelSource] != req.Model.Source) {
+	// The label holds the source as imageLabels writes it (without
+	// credentials).
+	if src := sourceLabel(req.Model.Source); req.Model.Digest == "" && (src == "" || l[LabelModelSource] != src) {
 		return nil, false
 	}
 	return &Result{
@@ -73,28 +79,64 @@ func (b *Builder) remoteOptions(ctx context.Context, kc authn.Keychain, insecure
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	rt := b.Transport
-	if rt == nil {
-		t := remote.DefaultTransport.(*http.Transport).Clone()
-		if insecure {
-			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the spec opted in
-		}
-		rt = t
-	}
 	jobs := b.Jobs
 	if jobs == 0 {
 		jobs = 4
 	}
 	return []remote.Option{
-		remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithTransport(rt), remote.WithJobs(jobs),
+		remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithTransport(b.transport(insecure)), remote.WithJobs(jobs),
 		remote.WithUserAgent("mlflow-operator"),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 4}),
 	}
 }
 
+// registryTimeouts bound the phases of one registry request that a
+// registry decides the length of: connecting, the TLS handshake, and the
+// wait for an answer once the request (body included) is sent. A registry
+// that accepts connections and never answers would otherwise hold a build
+// worker for as long as the caller's context allows, and the context of a
+// build is long: it must fit the upload of a large model. The body of an
+// answer is not bounded here: a large blob takes as long as it takes.
+type registryTimeouts struct {
+	dial, tlsHandshake, responseHeader time.Duration
+}
+
+// defaultRegistryTimeouts: 30 s for an answer is generous for a manifest or
+// the end of an upload, and short next to a build's deadline.
+var defaultRegistryTimeouts = registryTimeouts{dial: 30 * time.Second, tlsHandshake: 10 * time.Second, responseHeader: 30 * time.Second}
+
+// transport is the Builder's Transport, or a copy of go-containerregistry's
+// default transport with registryTimeouts set.
+func (b *Builder) transport(insecure bool) http.RoundTripper {
+	if b.Transport != nil {
+		return b.Transport
+	}
+	to := b.timeouts
+	if to == (registryTimeouts{}) {
+		to = defaultRegistryTimeouts
+	}
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	// Set here rather than trusted from the library's default, which has no
+	// answer timeout and may change its others.
+	t.DialContext = (&net.Dialer{Timeout: to.dial, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = to.tlsHandshake
+	t.ResponseHeaderTimeout = to.responseHeader
+	if insecure {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the spec opted in
+	}
+	return t
+}
+
 // classify turns a go-containerregistry error of step op into a failure of
-// the registry: Unauthorized, NotFound, Unreachable, or Other.
+// the registry: Unauthorized, NotFound, Unreachable, or Other; or keeps the
+// failure of ours it carries.
 func classify(op string, err error) error {
+	if e, ok := failure.As(err); ok {
+		// One of ours, come back through go-containerregistry: the writer
+		// of a streamed layer failed on the model files. It keeps its kind
+		// and subject; the registry did nothing wrong.
+		return failure.New(e.Kind, e.Subject, op, err)
+	}
 	kind := failure.Other
 	var te *transport.Error
 	var ne net.Error

@@ -10,7 +10,9 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -117,5 +119,83 @@ func TestFailedBuildLeavesNoLayerWriter(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestDefaultTransportBounded(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		rt, ok := (&Builder{}).transport(insecure).(*http.Transport)
+		if !ok {
+			t.Fatalf("transport %T", rt)
+		}
+		if rt.ResponseHeaderTimeout != 30*time.Second || rt.TLSHandshakeTimeout != 10*time.Second || rt.DialContext == nil {
+			t.Errorf("insecure %v: answer timeout %s, TLS handshake timeout %s", insecure, rt.ResponseHeaderTimeout, rt.TLSHandshakeTimeout)
+		}
+		if rt.Proxy == nil {
+			t.Error("the proxy settings of the environment are lost")
+		}
+	}
+	// A transport given is used as it is.
+	given := &http.Transport{}
+	if (&Builder{Transport: given}).transport(false) != given {
+		t.Error("the Builder's Transport is not used")
+	}
+}
+
+// silentListener accepts connections and never answers on them.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func TestSilentRegistryDoesNotHoldTheBuild(t *testing.T) {
+	// No deadline in the context: the transport's bounds alone end it. The
+	// test shortens them; TestDefaultTransportBounded checks the defaults.
+	host := silentListener(t)
+	for _, insecure := range []bool{false, true} { // TLS handshake, then plain HTTP answer
+		t.Run(fmt.Sprintf("insecure %v", insecure), func(t *testing.T) {
+			t.Parallel() // each waits out go-containerregistry's retries
+			b := &Builder{timeouts: registryTimeouts{dial: time.Second, tlsHandshake: 200 * time.Millisecond, responseHeader: 200 * time.Millisecond}}
+			req := request("", host+"/serving/base:1", host+"/models/iris", "t")
+			req.Insecure = insecure
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := b.Lookup(context.Background(), req)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if failure.KindOf(err) != failure.Unreachable || failure.SubjectOf(err) != failure.Registry {
+					t.Errorf("err %v (kind %v, subject %q), want the registry unreachable", err, failure.KindOf(err), failure.SubjectOf(err))
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("a registry that never answers held the lookup for a minute")
+			}
+		})
 	}
 }

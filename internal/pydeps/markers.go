@@ -264,7 +264,18 @@ func isNameByte(c byte) bool {
 type parser struct {
 	toks []token
 	i    int
+	// depth is the parentheses open now, terms the comparisons read: both
+	// bounded, so that a hostile requirements.txt cannot exhaust the stack
+	// (parsing and evaluating recurse) or the CPU.
+	depth, terms int
 }
+
+// Bounds of one marker; real ones have a handful of terms and rarely a
+// parenthesis.
+const (
+	maxMarkerDepth = 32
+	maxMarkerTerms = 256
+)
 
 func (p *parser) peek() token { return p.toks[p.i] }
 
@@ -325,6 +336,10 @@ func (p *parser) parseAnd() (node, error) {
 
 func (p *parser) parseExpr() (node, error) {
 	if p.peek().kind == tokLParen {
+		if p.depth++; p.depth > maxMarkerDepth {
+			return nil, fmt.Errorf("parentheses nested deeper than %d", maxMarkerDepth)
+		}
+		defer func() { p.depth-- }()
 		p.next()
 		inner, err := p.parseOr()
 		if err != nil {
@@ -335,6 +350,9 @@ func (p *parser) parseExpr() (node, error) {
 		}
 		p.next()
 		return inner, nil
+	}
+	if p.terms++; p.terms > maxMarkerTerms {
+		return nil, fmt.Errorf("more than %d comparisons", maxMarkerTerms)
 	}
 	left, err := p.parseOperand()
 	if err != nil {

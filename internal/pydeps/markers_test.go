@@ -237,3 +237,21 @@ func TestNewEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileMarkersAreBounded: deep nesting or endless chains from a
+// hostile requirements.txt are refused, not parsed until the stack or the
+// CPU runs out.
+func TestHostileMarkersAreBounded(t *testing.T) {
+	for name, m := range map[string]string{
+		"deep parentheses": strings.Repeat("(", 100000) + `os_name == "posix"` + strings.Repeat(")", 100000),
+		"endless chain":    strings.Repeat(`os_name == "posix" and `, 10000) + `os_name == "posix"`,
+	} {
+		if _, err := ParseMarker(m); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	ok := strings.Repeat("(", maxMarkerDepth) + `os_name == "posix"` + strings.Repeat(")", maxMarkerDepth)
+	if _, err := ParseMarker(ok); err != nil {
+		t.Errorf("%d parentheses refused: %v", maxMarkerDepth, err)
+	}
+}

@@ -328,8 +328,10 @@ func TestBuildPushDeployByDigest(t *testing.T) {
 			data, _ := io.ReadAll(tr)
 			sum := sha256.Sum256(data)
 			got[strings.TrimPrefix(h.Name, "opt/ml/model/")] = hex.EncodeToString(sum[:])
-			if h.Uid != 1000 {
-				t.Errorf("%s owned by %d", h.Name, h.Uid)
+			// Root's and read-only: the serving user (1000) can read the
+			// model, not change it.
+			if h.Uid != 0 || h.Gid != 0 || h.Mode&0o222 != 0 || h.Mode&0o444 != 0o444 {
+				t.Errorf("%s owned by %d:%d with mode %o, want 0:0 and read-only", h.Name, h.Uid, h.Gid, h.Mode)
 			}
 		}
 	}
