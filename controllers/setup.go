@@ -230,9 +230,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 			return nil, fmt.Errorf("the MLflow webhook receiver needs a secret")
 		}
 		receiver := &webhook.Receiver{
-			Addr:       o.WebhookAddr,
-			Verifier:   mlflow.NewWebhookVerifier(o.WebhookSecret, 5*time.Minute, 100000, nil),
-			Reader:     mgr.GetClient(),
+			Addr:     o.WebhookAddr,
+			Verifier: mlflow.NewWebhookVerifier(o.WebhookSecret, 5*time.Minute, 100000, nil),
+			// The cache itself: it holds the model-name index, also for the
+			// unstructured ModelDeployments the client would list live.
+			Reader:     mgr.GetCache(),
 			Invalidate: res.Invalidate,
 			Events:     triggers,
 			Log:        mgr.GetLogger().WithName("webhooks"),
