@@ -68,13 +68,17 @@ pythonenv: ## Create the pinned Python environment with MLflow and scikit-learn 
 registry: ## Install Debian's docker-registry (the CNCF distribution server) when missing.
 	hack/registry.sh
 
+.PHONY: realnode
+realnode: controlplane registry ## Build kubelet, kube-proxy, containerd, its runc shim and pause from source; install runc, CNI plugins, iptables, nftables, conntrack from Debian (cached).
+	hack/realnode.sh
+
 # Unit tests: every package's own tests; they need nothing built and run
 # with the race detector. The other packages are suites on real parts.
 UNIT_PKGS = ./api/... ./internal/... ./test/config/argocd/... ./test/architecture/...
 SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /internal/ -e /api/ -e /test/config/argocd -e /test/architecture)
 
 .PHONY: test
-test: manifests generate fmt vet controlplane pythonenv registry ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
+test: manifests generate fmt vet controlplane pythonenv registry realnode ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
 	go test -race $(UNIT_PKGS) $(GOTESTFLAGS)
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test $(SUITE_PKGS) $(GOTESTFLAGS)
 	$(E2E_TEST)

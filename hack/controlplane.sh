@@ -3,7 +3,8 @@
 # proxy (no prebuilt release can be downloaded here) and caches them in bin/.
 #
 #   hack/controlplane.sh [BINARY...]   default: kube-apiserver etcd kubectl
-#                                      (also: kube-controller-manager kube-scheduler kwok)
+#                                      (also: kube-controller-manager kube-scheduler kwok,
+#                                      and kubelet kube-proxy for the real node: hack/realnode.sh)
 #
 # Binaries land in bin/controlplane/k8s-<version>/ (the folder that envtest's
 # KUBEBUILDER_ASSETS points at). A binary that is already there is not rebuilt,
@@ -96,14 +97,14 @@ for name in "${wanted[@]}"; do
     continue
   fi
   case "$name" in
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl)
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy)
       build "$name" "$k8s_mod" "k8s.io/kubernetes/cmd/$name" "$k8s_ldflags" ;;
     etcd)
       build etcd "$etcd_mod" go.etcd.io/etcd/server/v3 "-s -w" ;;
     kwok)
       build kwok "$kwok_mod" sigs.k8s.io/kwok/cmd/kwok "-s -w" ;;
     *)
-      echo "controlplane: unknown binary $name (known: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)" >&2
+      echo "controlplane: unknown binary $name (known: kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok)" >&2
       exit 2 ;;
   esac
 done

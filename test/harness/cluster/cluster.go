@@ -1,10 +1,17 @@
 // Package cluster runs a whole local Kubernetes cluster from source-built
 // binaries, for end-to-end tests and the demo: etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler, with kwok playing the kubelets
-// of fake nodes. Pods get IPs in 127.1.0.0/16, so a process on this machine
-// listening on 0.0.0.0 answers at every pod IP. There is no container
-// runtime: kwok marks pods Running and Ready (or, with its chaos stage,
-// failing).
+// kube-controller-manager and kube-scheduler, and nodes of one of two kinds.
+//
+// By default kwok plays the kubelets of fake nodes: pods get IPs in
+// 127.1.0.0/16, so a process on this machine listening on 0.0.0.0 answers at
+// every pod IP. There is no container runtime: kwok marks pods Running and
+// Ready (or, with its chaos stages, failing). It scales, and fails pods on
+// demand.
+//
+// With Options.Node RealNode, one real node runs the pods: a kubelet,
+// containerd, runc, the CNI bridge and kube-proxy, inside the namespaces of
+// test/harness/realnode (the program calls realnode.Enter first). Images
+// are really pulled from the given registry and containers really run.
 package cluster
 
 import (
@@ -18,103 +25,41 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlflow-operator/mlflow-operator/test/harness/procs"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/realnode"
 )
 
-// ChaosLabel on a pod makes kwok fail its containers once it runs (the
-// pod-container-running-failed stage).
-const ChaosLabel = "pod-container-running-failed.stage.kwok.x-k8s.io"
+// NodeKind is what runs the cluster's pods.
+type NodeKind int
 
-// CrashVersionLabel, set on a pod template (spec.serving.podLabels of a
-// ModelDeployment), makes kwok fail the production pods whose
-// serving.mlflow-operator.io/model-version label has the same value, about
-// a second after they run. Candidates (role candidate) are spared, so this
-// plays a version that passes its smoke test and then crashes under
-// production traffic; the other versions' pods, carrying the same label,
-// keep running.
-const CrashVersionLabel = "chaos.mlflow-operator.io/crash-version"
-
-// crashVersionStage is kwok's pod-container-running-failed stage narrowed
-// to the pods of one model version (see CrashVersionLabel). kwok's
-// selector keys are jq expressions, so one can compare two labels.
-const crashVersionStage = `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: crash-model-version
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.labels["` + CrashVersionLabel + `"]'
-      operator: 'Exists'
-    - key: '.metadata.labels["` + CrashVersionLabel + `"] == .metadata.labels["serving.mlflow-operator.io/model-version"]'
-      operator: 'In'
-      values: ['true']
-    - key: '.metadata.labels["serving.mlflow-operator.io/role"]'
-      operator: 'In'
-      values: ['production']
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.phase'
-      operator: 'In'
-      values: ['Running']
-  delay:
-    durationMilliseconds: 1000
-    jitterDurationMilliseconds: 1000
-  weight: 10000
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - lastProbeTime: null
-        lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        reason: ""
-        type: Initialized
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        reason: ""
-        type: Ready
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        reason: ""
-        type: ContainersReady
-      containerStatuses:
-      {{ range $index, $item := .spec.containers }}
-      - image: {{ $item.image | Quote }}
-        name: {{ $item.name | Quote }}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          terminated:
-            exitCode: 1
-            finishedAt: {{ $now | Quote }}
-            reason: Error
-            message: crashed (chaos.mlflow-operator.io/crash-version)
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-      phase: Failed
-      startTime: {{ $now | Quote }}
-`
+const (
+	// KwokNodes (the default): Options.Nodes fake nodes played by kwok.
+	KwokNodes NodeKind = iota
+	// RealNode: one real node (kubelet, containerd, runc, CNI bridge,
+	// kube-proxy) named RealNodeName. The process must run inside
+	// realnode.Enter's namespaces, and Options.Registries must name the
+	// registry the sandbox image is pushed to.
+	RealNode
+)
 
 // Options of a cluster.
 type Options struct {
 	// Dir holds the cluster's data, certificates, kubeconfig and logs; a
 	// temporary folder when empty.
 	Dir string
-	// Nodes is how many fake nodes; 3 when zero.
+	// Nodes is how many fake nodes; 3 when zero. A real node is one node.
 	Nodes int
+	// Node is what runs the pods: KwokNodes or RealNode.
+	Node NodeKind
+	// Registries are the plain-HTTP registries (host:port) a real node pulls
+	// from. The sandbox ("pause") image is pushed to the first one before
+	// containerd starts, so it must be running. Ignored with kwok nodes.
+	Registries []string
 }
 
 // Cluster is a running local cluster.
@@ -124,9 +69,23 @@ type Cluster struct {
 	Kubeconfig string
 	Config     *rest.Config
 	Client     client.Client
+	// Milestones are when each part was up, from the start of Start.
+	Milestones []Milestone
 	procs      []*procs.Process
 	names      []string
 	ownDir     bool
+	real       *realNode
+	started    time.Time
+}
+
+// Milestone is a step of Start and when it was done.
+type Milestone struct {
+	Name string
+	At   time.Duration
+}
+
+func (c *Cluster) mark(name string) {
+	c.Milestones = append(c.Milestones, Milestone{name, time.Since(c.started)})
 }
 
 func script(args ...string) (string, error) {
@@ -134,36 +93,46 @@ func script(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// Start brings the cluster up and waits until its fake nodes are Ready.
+// Start brings the cluster up and waits until its nodes are Ready.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
-	bin, err := script("--print-dir")
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			return nil, fmt.Errorf("%s is not built: run `make test` or hack/controlplane.sh %s", b, b)
-		}
-	}
-	stages, err := script("--kwok-stages")
-	if err != nil {
-		return nil, err
-	}
-	c := &Cluster{Dir: o.Dir}
-	if c.Dir == "" {
-		if c.Dir, err = os.MkdirTemp("", "local-cluster-"); err != nil {
-			return nil, err
-		}
-		c.ownDir = true
-	} else if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		return nil, err
-	}
+	c := &Cluster{Dir: o.Dir, started: time.Now()}
 	ok := false
 	defer func() {
 		if !ok {
 			c.Stop()
 		}
 	}()
+	bin, err := script("--print-dir")
+	if err != nil {
+		return nil, err
+	}
+	need := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+	if o.Node == RealNode {
+		need = need[:4]
+	}
+	for _, b := range need {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return nil, fmt.Errorf("%s is not built: run `make test` or hack/controlplane.sh %s", b, b)
+		}
+	}
+	tmp := ""
+	if o.Node == RealNode {
+		// Everything the node needs is checked before anything starts.
+		if c.real, err = prepareRealNode(bin, o); err != nil {
+			return nil, err
+		}
+		// Below the namespace's folder, which its teardown removes whatever
+		// happens to this process.
+		tmp = c.real.ns.Dir
+	}
+	if c.Dir == "" {
+		if c.Dir, err = os.MkdirTemp(tmp, "local-cluster-"); err != nil {
+			return nil, err
+		}
+		c.ownDir = true
+	} else if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, err
+	}
 	pk, err := newPKI(c.Dir)
 	if err != nil {
 		return nil, err
@@ -173,22 +142,32 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	apiPort, _ := procs.FreePort()
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	if err := c.run(filepath.Join(bin, "etcd"), "--name=local", "--data-dir="+filepath.Join(c.Dir, "etcd"),
+	if _, err := c.run(nil, filepath.Join(bin, "etcd"), "--name=local", "--data-dir="+filepath.Join(c.Dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL, "--initial-cluster=local="+peerURL,
 		"--unsafe-no-fsync=true", "--log-level=warn"); err != nil {
 		return nil, err
 	}
-	if err := c.run(filepath.Join(bin, "kube-apiserver"),
-		"--etcd-servers="+etcdURL, "--secure-port="+strconv.Itoa(apiPort), "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--endpoint-reconciler-type=none", "--tls-cert-file="+pk.serverCert, "--tls-private-key-file="+pk.serverKey,
-		"--client-ca-file="+pk.caCert, "--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file="+pk.saPub,
-		"--service-account-signing-key-file="+pk.saKey, "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
-		"--allow-privileged=false", "-v=0"); err != nil {
+	apiArgs := []string{"--etcd-servers=" + etcdURL, "--secure-port=" + strconv.Itoa(apiPort), "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--endpoint-reconciler-type=none", "--tls-cert-file=" + pk.serverCert, "--tls-private-key-file=" + pk.serverKey,
+		"--client-ca-file=" + pk.caCert, "--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file=" + pk.saPub,
+		"--service-account-signing-key-file=" + pk.saKey, "--service-cluster-ip-range=" + realnode.ServiceCIDR,
+		"--allow-privileged=false", "-v=0"}
+	if c.real != nil {
+		extra, err := c.real.apiserverArgs(pk)
+		if err != nil {
+			return nil, err
+		}
+		apiArgs = append(apiArgs, extra...)
+	} else {
+		apiArgs = append(apiArgs, "--authorization-mode=RBAC")
+	}
+	if _, err := c.run(nil, filepath.Join(bin, "kube-apiserver"), apiArgs...); err != nil {
 		return nil, err
 	}
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
-	if err := writeKubeconfig(c.Kubeconfig, fmt.Sprintf("https://127.0.0.1:%d", apiPort), pk); err != nil {
+	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	if err := writeKubeconfig(c.Kubeconfig, server, "admin", pk.caPEM, pk.adminCertPEM, pk.adminKeyPEM); err != nil {
 		return nil, err
 	}
 	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
@@ -200,43 +179,27 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err := c.waitAPI(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.run(filepath.Join(bin, "kube-controller-manager"), "--kubeconfig="+c.Kubeconfig, "--leader-elect=false",
+	c.mark("kube-apiserver ready")
+	if _, err := c.run(nil, filepath.Join(bin, "kube-controller-manager"), "--kubeconfig="+c.Kubeconfig, "--leader-elect=false",
 		"--service-account-private-key-file="+pk.saKey, "--root-ca-file="+pk.caCert, "--controllers=*", "--secure-port=0",
 		"--use-service-account-credentials=false", "--concurrent-deployment-syncs=10", "--concurrent-gc-syncs=10"); err != nil {
 		return nil, err
 	}
-	if err := c.run(filepath.Join(bin, "kube-scheduler"), "--kubeconfig="+c.Kubeconfig, "--leader-elect=false", "--secure-port=0"); err != nil {
-		return nil, err
-	}
-	kwokArgs := []string{"--kubeconfig=" + c.Kubeconfig, "--manage-all-nodes=true", "--cidr=127.1.0.0/16", "--node-ip=127.0.0.1"}
-	for _, s := range []string{"node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
-		"pod/general/pod-create.yaml", "pod/general/pod-ready.yaml", "pod/general/pod-complete.yaml", "pod/general/pod-delete.yaml",
-		"pod/general/pod-init-container-running.yaml", "pod/general/pod-init-container-completed.yaml",
-		"pod/chaos/pod-container-running-failed.yaml"} {
-		kwokArgs = append(kwokArgs, "--config="+filepath.Join(stages, s))
-	}
-	crashStage := filepath.Join(c.Dir, "crash-model-version.yaml")
-	if err := os.WriteFile(crashStage, []byte(crashVersionStage), 0o644); err != nil {
-		return nil, err
-	}
-	kwokArgs = append(kwokArgs, "--config="+crashStage)
-	if err := c.run(filepath.Join(bin, "kwok"), kwokArgs...); err != nil {
+	if _, err := c.run(nil, filepath.Join(bin, "kube-scheduler"), "--kubeconfig="+c.Kubeconfig, "--leader-elect=false", "--secure-port=0"); err != nil {
 		return nil, err
 	}
 	n := o.Nodes
-	if n == 0 {
-		n = 3
-	}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("node-%d", i)
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-			Labels: map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-				"topology.kubernetes.io/zone": fmt.Sprintf("zone-%d", i%2), "type": "kwok"},
-		}, Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{}}}
-		if err := c.Client.Create(ctx, node); err != nil {
-			return nil, fmt.Errorf("create node %s: %w", name, err)
+	if c.real != nil {
+		n = 1
+		if err := c.startRealNode(ctx, pk, server); err != nil {
+			return nil, err
+		}
+	} else {
+		if n == 0 {
+			n = 3
+		}
+		if err := c.startKwok(ctx, bin, n); err != nil {
+			return nil, err
 		}
 	}
 	if err := c.waitNodesReady(ctx, n); err != nil {
@@ -249,19 +212,30 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	return c, nil
 }
 
-// run starts a component, its output in <dir>/<name>.log.
-func (c *Cluster) run(bin string, args ...string) error {
-	p, err := procs.Start(exec.Command(bin, args...))
+// run starts a component with env added to this process's environment;
+// its output is kept for Logs. In a real node's namespace the PID is
+// recorded, for the namespace's teardown.
+func (c *Cluster) run(env []string, bin string, args ...string) (*procs.Process, error) {
+	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	p, err := procs.Start(cmd)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", filepath.Base(bin), err)
+		return nil, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
 	}
 	c.procs = append(c.procs, p)
 	c.names = append(c.names, filepath.Base(bin))
+	if c.real != nil {
+		if err := c.real.ns.Record(p.Cmd.Process.Pid, filepath.Base(bin)); err != nil {
+			return nil, err
+		}
+	}
 	time.Sleep(200 * time.Millisecond)
 	if p.Exited() {
-		return fmt.Errorf("%s exited at once:\n%s", filepath.Base(bin), lastLines(p.Logs.String(), 30))
+		return nil, fmt.Errorf("%s exited at once:\n%s", filepath.Base(bin), lastLines(p.Logs.String(), 30))
 	}
-	return nil
+	return p, nil
 }
 
 func (c *Cluster) waitAPI(ctx context.Context) error {
@@ -277,7 +251,11 @@ func (c *Cluster) waitAPI(ctx context.Context) error {
 }
 
 func (c *Cluster) waitNodesReady(ctx context.Context, n int) error {
-	deadline := time.Now().Add(60 * time.Second)
+	timeout := 60 * time.Second
+	if c.real != nil {
+		timeout = 120 * time.Second // the kubelet waits for the runtime and the CNI configuration
+	}
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		nodes := &corev1.NodeList{}
 		if err := c.Client.List(ctx, nodes); err == nil {
@@ -295,7 +273,7 @@ func (c *Cluster) waitNodesReady(ctx context.Context, n int) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("kwok did not make %d nodes Ready:\n%s", n, c.Logs())
+	return fmt.Errorf("%d node(s) not Ready after %s:\n%s", n, timeout, c.Logs())
 }
 
 func (c *Cluster) waitDefaultServiceAccount(ctx context.Context) error {
@@ -319,12 +297,22 @@ func (c *Cluster) Logs() string {
 }
 
 // Stop stops every component, in reverse order, and removes the data folder
-// when Start made it. No process is left behind.
+// when Start made it. No process is left behind; with a real node, no pod,
+// mount or cgroup either (the kubelet goes first, then the pods and shims).
 func (c *Cluster) Stop() {
+	if c.real != nil {
+		c.stopRealNode()
+	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].Stop(10 * time.Second)
+		if !c.procs[i].Exited() {
+			c.procs[i].Stop(10 * time.Second)
+		}
 	}
 	c.procs = nil
+	if c.real != nil {
+		c.real.cleanUp(c.Dir)
+		c.real = nil
+	}
 	if c.ownDir {
 		_ = os.RemoveAll(c.Dir)
 	}
@@ -339,7 +327,9 @@ func (c *Cluster) PIDs() []int {
 	return out
 }
 
-func writeKubeconfig(path, server string, pk *pki) error {
+// writeKubeconfig writes a kubeconfig for a user identified by a client
+// certificate.
+func writeKubeconfig(path, server, user string, caPEM, certPEM, keyPEM []byte) error {
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -348,15 +338,15 @@ clusters:
     server: %s
     certificate-authority-data: %s
 users:
-- name: admin
+- name: %s
   user:
     client-certificate-data: %s
     client-key-data: %s
 contexts:
 - name: local
-  context: {cluster: local, user: admin}
+  context: {cluster: local, user: %s}
 current-context: local
-`, server, b64(pk.caPEM), b64(pk.adminCertPEM), b64(pk.adminKeyPEM))
+`, server, b64(caPEM), user, b64(certPEM), b64(keyPEM), user)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -25,6 +26,12 @@ type pki struct {
 	caPEM                 []byte
 	adminCertPEM          []byte
 	adminKeyPEM           []byte
+
+	// What leaf signs with.
+	dir      string
+	ca       *x509.Certificate
+	caSigner *ecdsa.PrivateKey
+	serial   int64
 }
 
 func writePEM(path, typ string, der []byte) ([]byte, error) {
@@ -56,7 +63,8 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	ca, _ := x509.ParseCertificate(caDER)
+	p.ca, _ = x509.ParseCertificate(caDER)
+	p.caSigner, p.dir, p.serial = caKey, dir, 1
 	if p.caPEM, err = writePEM(p.caCert, "CERTIFICATE", caDER); err != nil {
 		return nil, err
 	}
@@ -65,26 +73,7 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 
-	leaf := func(serial int64, tmpl *x509.Certificate, certPath, keyPath string) ([]byte, []byte, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(serial), now, now.Add(365*24*time.Hour)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		certPEM, err := writePEM(certPath, "CERTIFICATE", der)
-		if err != nil {
-			return nil, nil, err
-		}
-		keyDER, _ := x509.MarshalECPrivateKey(key)
-		keyPEM, err := writePEM(keyPath, "EC PRIVATE KEY", keyDER)
-		return certPEM, keyPEM, err
-	}
-	if _, _, err := leaf(2, &x509.Certificate{
+	if _, _, err := p.leaf(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
@@ -92,7 +81,7 @@ func newPKI(dir string) (*pki, error) {
 	}, p.serverCert, p.serverKey); err != nil {
 		return nil, err
 	}
-	if p.adminCertPEM, p.adminKeyPEM, err = leaf(3, &x509.Certificate{
+	if p.adminCertPEM, p.adminKeyPEM, err = p.leaf(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, p.adminCert, p.adminKey); err != nil {
@@ -111,6 +100,76 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// leaf signs a certificate from tmpl (subject, usages, names) with the CA,
+// for a year, and writes it and its new key.
+func (p *pki) leaf(tmpl *x509.Certificate, certPath, keyPath string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.serial++
+	now := time.Now().Add(-time.Hour)
+	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(p.serial), now, now.Add(365*24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caSigner)
+	if err != nil {
+		return nil, nil, err
+	}
+	if certPEM, err = writePEM(certPath, "CERTIFICATE", der); err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err = writePEM(keyPath, "EC PRIVATE KEY", keyDER)
+	return certPEM, keyPEM, err
+}
+
+// nodePKI is a real node's certificates.
+type nodePKI struct {
+	// apiserverClientCert/Key: the API server's identity towards the
+	// kubelet (logs, exec), in system:masters.
+	apiserverClientCert, apiserverClientKey string
+	// kubeletCert/Key: the kubelet's serving certificate for its node IP,
+	// so the API server verifies whom it talks to.
+	kubeletCert, kubeletKey string
+	// nodeCertPEM/KeyPEM: the node's identity (system:node:<name> in
+	// system:nodes), what the Node authorizer and NodeRestriction know.
+	nodeCertPEM, nodeKeyPEM []byte
+}
+
+func (p *pki) node(name, ip string) (*nodePKI, error) {
+	n := &nodePKI{
+		apiserverClientCert: filepath.Join(p.dir, "apiserver-kubelet-client.crt"),
+		apiserverClientKey:  filepath.Join(p.dir, "apiserver-kubelet-client.key"),
+		kubeletCert:         filepath.Join(p.dir, "kubelet.crt"),
+		kubeletKey:          filepath.Join(p.dir, "kubelet.key"),
+	}
+	if _, _, err := p.leaf(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, n.apiserverClientCert, n.apiserverClientKey); err != nil {
+		return nil, fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	if _, _, err := p.leaf(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "system:node:" + name, Organization: []string{"system:nodes"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{name, "localhost"},
+		IPAddresses: []net.IP{net.ParseIP(ip), net.ParseIP("127.0.0.1")},
+	}, n.kubeletCert, n.kubeletKey); err != nil {
+		return nil, fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	var err error
+	if n.nodeCertPEM, n.nodeKeyPEM, err = p.leaf(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "system:node:" + name, Organization: []string{"system:nodes"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, filepath.Join(p.dir, "node.crt"), filepath.Join(p.dir, "node.key")); err != nil {
+		return nil, fmt.Errorf("node client certificate: %w", err)
+	}
+	return n, nil
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

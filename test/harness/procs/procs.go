@@ -7,9 +7,12 @@ package procs
 import (
 	"bytes"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mlflow-operator/mlflow-operator/test/harness/realnode"
 )
 
 // Buffer is a bytes.Buffer safe for concurrent writes and reads.
@@ -45,6 +48,11 @@ func Start(cmd *exec.Cmd) (*Process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
+	}
+	// Inside a real node's namespaces, the teardown of a run that was
+	// killed finds the process by its recorded PID (never by name).
+	if ns := realnode.Current(); ns != nil {
+		_ = ns.Record(cmd.Process.Pid, filepath.Base(cmd.Path))
 	}
 	go func() { _ = cmd.Wait(); close(p.Done) }()
 	return p, nil
