@@ -68,6 +68,10 @@ pythonenv: ## Create the pinned Python environment with MLflow and scikit-learn 
 registry: ## Install Debian's docker-registry (the CNCF distribution server) when missing.
 	hack/registry.sh
 
+.PHONY: baseimage
+baseimage: ## Build the serving base image (Debian rootfs + pinned MLflow and scikit-learn) without Docker, reproducibly, into bin/baseimage (cached; needs root).
+	hack/baseimage.sh
+
 .PHONY: realnode
 realnode: controlplane registry ## Build kubelet, kube-proxy, containerd, its runc shim and pause from source; install runc, CNI plugins, iptables, nftables, conntrack from Debian (cached).
 	hack/realnode.sh
@@ -78,7 +82,7 @@ UNIT_PKGS = ./api/... ./internal/... ./test/config/argocd/... ./test/architectur
 SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /internal/ -e /api/ -e /test/config/argocd -e /test/architecture)
 
 .PHONY: test
-test: manifests generate fmt vet controlplane pythonenv registry realnode ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
+test: manifests generate fmt vet controlplane pythonenv registry realnode baseimage ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
 	go test -race $(UNIT_PKGS) $(GOTESTFLAGS)
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test $(SUITE_PKGS) $(GOTESTFLAGS)
 	$(E2E_TEST)

@@ -278,6 +278,11 @@ func TestBuildSingleImage(t *testing.T) {
 			if !slices.Contains(c.Env, "MLFLOW_DISABLE_ENV_CREATION=true") || slices.Contains(c.Env, "MLFLOW_DISABLE_ENV_CREATION=false") || !slices.Contains(c.Env, "LANG=C.UTF-8") {
 				t.Errorf("env %v", c.Env)
 			}
+			// The base sets no HOME: MLflow needs one to import, and /tmp is
+			// the pods' one writable folder.
+			if !slices.Contains(c.Env, "HOME=/tmp") {
+				t.Errorf("env %v: no HOME", c.Env)
+			}
 			if _, ok := c.ExposedPorts["8080/tcp"]; !ok || c.User != "1000:1000" {
 				t.Errorf("ports %v user %q", c.ExposedPorts, c.User)
 			}

@@ -172,6 +172,12 @@ func configure(img v1.Image, req Request, labels map[string]string) (v1.Image, e
 	cf.Config.Entrypoint = command
 	cf.Config.Cmd = nil
 	cf.Config.Env = setEnv(cf.Config.Env, "MLFLOW_DISABLE_ENV_CREATION", "true")
+	// The server runs as a user without a passwd entry on a read-only root:
+	// MLflow cannot even import without a home folder, and /tmp is the one
+	// writable place the pods have. A base that sets HOME keeps it.
+	if !hasEnv(cf.Config.Env, "HOME") {
+		cf.Config.Env = append(cf.Config.Env, "HOME=/tmp")
+	}
 	if cf.Config.ExposedPorts == nil {
 		cf.Config.ExposedPorts = map[string]struct{}{}
 	}
@@ -272,6 +278,15 @@ func annotations(labels map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func setEnv(env []string, key, value string) []string {

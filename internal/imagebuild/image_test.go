@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -117,5 +119,39 @@ func TestOlderLayerFormatRebuilt(t *testing.T) {
 	}
 	if _, ok, err := (&Builder{}).Lookup(context.Background(), req); err != nil || !ok {
 		t.Errorf("after the rebuild: reuse %v (%v), want the tag reused", ok, err)
+	}
+}
+
+// TestBaseHomeIsKept: a base image that sets HOME keeps it; only a base
+// without one gets HOME=/tmp.
+func TestBaseHomeIsKept(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"PATH=/bin"}, "HOME=/tmp"},
+		{[]string{"PATH=/bin", "HOME=/home/model"}, "HOME=/home/model"},
+	} {
+		base, err := mutate.Config(empty.Image, v1.Config{Env: tc.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := configure(base, Request{Port: 8080, UID: 1000, GID: 1000}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var homes []string
+		for _, e := range cf.Config.Env {
+			if strings.HasPrefix(e, "HOME=") {
+				homes = append(homes, e)
+			}
+		}
+		if len(homes) != 1 || homes[0] != tc.want {
+			t.Errorf("base env %v: HOME %v, want %s", tc.env, homes, tc.want)
+		}
 	}
 }

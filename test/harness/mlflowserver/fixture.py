@@ -6,8 +6,8 @@ variables) and prints a JSON list with one result per operation. One process
 runs many operations, since importing MLflow takes seconds.
 
 Operations:
-  {"op": "register", "model": NAME, "kind": "iris"|"raises"|"sized", "seed": N,
-   "size_bytes": N, "alias": A, "stage": S}
+  {"op": "register", "model": NAME, "kind": "iris"|"raises"|"sized"|"broken"|"dying", "seed": N,
+   "size_bytes": N, "die_after": SECONDS, "alias": A, "stage": S}
       trains and logs a model with an input example, registers a new version,
       then sets the alias / stage when given. -> {version, run_id, source, model_id}
   {"op": "set_alias", "model": NAME, "alias": A, "version": V}
@@ -31,6 +31,9 @@ import warnings
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# MLflow loads a model while logging it (to check its input example):
+# DyingModel must not kill this process then, only the scoring server.
+os.environ["MLFLOW_OPERATOR_FIXTURE"] = "1"
 
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
@@ -53,6 +56,41 @@ class ConstantModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         return [self.size] * len(model_input)
+
+
+class BrokenModel(mlflow.pyfunc.PythonModel):
+    """A model that cannot load, as a version whose dependency is missing:
+    its scoring server never starts, so its container crash-loops."""
+
+    def load_context(self, context):
+        raise ImportError("this model version cannot be loaded, on purpose")
+
+    def predict(self, context, model_input, params=None):
+        return [0] * len(model_input)
+
+
+class DyingModel(mlflow.pyfunc.PythonModel):
+    """A model that serves, then kills its server die_after seconds after it
+    loaded: it passes a smoke test, then fails in production."""
+
+    def __init__(self, die_after):
+        self.die_after = die_after
+
+    def load_context(self, context):
+        import threading
+        import time
+
+        if os.environ.get("MLFLOW_OPERATOR_FIXTURE"):
+            return
+
+        def die():
+            time.sleep(self.die_after)
+            os._exit(1)
+
+        threading.Thread(target=die, daemon=True).start()
+
+    def predict(self, context, model_input, params=None):
+        return [1] * len(model_input)
 
 
 def iris_frame():
@@ -80,6 +118,14 @@ def register(op, client):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=RaisingModel(),
+                input_example=example,
+                registered_model_name=name,
+            )
+        elif kind in ("broken", "dying"):
+            python_model = BrokenModel() if kind == "broken" else DyingModel(float(op.get("die_after", 20)))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
                 input_example=example,
                 registered_model_name=name,
             )
