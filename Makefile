@@ -24,6 +24,13 @@ PYTHON_ENV = $(shell hack/python-env.sh --print-dir)
 # go test flags; e.g. make test GOTESTFLAGS='-run TestBuilders -v'
 GOTESTFLAGS ?=
 
+# Targets of one area each (packaging, release...) live in hack/make/*.mk.
+# Each may add to TEST_DEPS (what make test builds first) and TEST_ENV
+# (variables the suites get, e.g. HELM=path).
+TEST_DEPS :=
+TEST_ENV :=
+include $(wildcard hack/make/*.mk)
+
 .PHONY: all
 all: build
 
@@ -76,25 +83,36 @@ baseimage: ## Build the serving base image (Debian rootfs + pinned MLflow and sc
 realnode: controlplane registry ## Build kubelet, kube-proxy, containerd, its runc shim and pause from source; install runc, CNI plugins, iptables, nftables, conntrack from Debian (cached).
 	hack/realnode.sh
 
+# The real node (kubelet, containerd, runc in namespaces of their own) and
+# the serving base image need root: as root, make test requires them and the
+# end-to-end suite runs on the real node; otherwise (or with LOCAL_NODE=kwok)
+# it runs on kwok nodes.
+ifeq ($(shell id -u),0)
+ifneq ($(LOCAL_NODE),kwok)
+REAL_NODE_DEPS = realnode baseimage
+REQUIRE_REAL_NODE = 1
+endif
+endif
+
 # Unit tests: every package's own tests; they need nothing built and run
 # with the race detector. The other packages are suites on real parts.
 UNIT_PKGS = ./api/... ./internal/... ./test/config/argocd/... ./test/architecture/...
 SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /internal/ -e /api/ -e /test/config/argocd -e /test/architecture)
 
 .PHONY: test
-test: manifests generate fmt vet controlplane pythonenv registry realnode baseimage ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
+test: manifests generate fmt vet controlplane pythonenv registry $(REAL_NODE_DEPS) $(TEST_DEPS) ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
 	go test -race $(UNIT_PKGS) $(GOTESTFLAGS)
-	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test $(SUITE_PKGS) $(GOTESTFLAGS)
+	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUBECTL="$(KUBECTL)" MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" $(TEST_ENV) go test $(SUITE_PKGS) $(GOTESTFLAGS)
 	$(E2E_TEST)
 
 # The end-to-end suite runs on its own after the others: it starts a whole
 # cluster, MLflow, a registry and the operator binary, and should not share
 # the two cores with the envtest suites. -count=1: its results depend on
 # processes and binaries go test cannot see.
-E2E_TEST = MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go test ./test/e2e/ -count=1 -timeout 30m -v $(GOTESTFLAGS)
+E2E_TEST = MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" E2E_REQUIRE_REAL_NODE=$(REQUIRE_REAL_NODE) go test ./test/e2e/ -count=1 -timeout 40m -v $(GOTESTFLAGS)
 
 .PHONY: test-e2e
-test-e2e: manifests controlplane pythonenv registry ## Only the end-to-end suite (operator binary on a local cluster, real MLflow, registry, pod network stand-in).
+test-e2e: manifests controlplane pythonenv registry $(REAL_NODE_DEPS) ## Only the end-to-end suite (operator binary on a local cluster with a real node, real MLflow, registry).
 	$(E2E_TEST)
 
 .PHONY: test-unit
@@ -114,7 +132,7 @@ verify: generate manifests docs fmt ## Regenerate everything and fail when the t
 ##@ Demo
 
 .PHONY: demo
-demo: manifests controlplane pythonenv registry ## The whole flow locally: cluster, MLflow, registry, operator, a real model promoted twice. Ctrl-C stops it (DEMO_EXIT=1: exit at once).
+demo: manifests controlplane pythonenv registry $(REAL_NODE_DEPS) ## The whole flow locally: cluster, MLflow, registry, operator, a real model promoted twice. Ctrl-C stops it (DEMO_EXIT=1: exit at once).
 	go run ./hack/demo
 
 .PHONY: local-cluster
@@ -141,7 +159,7 @@ bench-build: pythonenv registry $(CRANE) ## Time and peak RSS of image builds (1
 ##@ Build
 
 .PHONY: bench-e2e
-bench-e2e: manifests controlplane pythonenv registry ## Promotion latency, MLflow alias change -> Ready, webhook vs polling only (BENCH_RUNS, BENCH_POLL_INTERVAL).
+bench-e2e: manifests controlplane pythonenv registry $(REAL_NODE_DEPS) ## Promotion latency, MLflow alias change -> Ready, webhook vs polling only (BENCH_RUNS, BENCH_POLL_INTERVAL).
 	MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go run ./hack/bench-e2e
 
 .PHONY: build

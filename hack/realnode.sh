@@ -4,14 +4,14 @@
 # container runtime, the CNI plugins, and the sandbox ("pause") program.
 #
 #   hack/realnode.sh              install what is missing, build what is not cached
-#   hack/realnode.sh --print-dir  prints the folder of containerd, its runc shim and pause
+#   hack/realnode.sh --print-dir  prints the folder of containerd, its runc shim, ctr and pause
 #   hack/realnode.sh --check      exits 1, naming what is missing, without changing anything
 #
 # Nothing prebuilt is downloaded:
 # - kubelet and kube-proxy are built by hack/controlplane.sh, from the same
 #   pinned k8s.io/kubernetes module and with the same -ldflags as the control
 #   plane, into its folder (hack/controlplane.sh --print-dir);
-# - containerd and containerd-shim-runc-v2 are built through the Go module
+# - containerd, containerd-shim-runc-v2 and ctr (for the tests) are built through the Go module
 #   proxy at the version pinned in hack/realnode/containerd/go.mod (their own
 #   module, so the operator's go.mod is not affected);
 # - pause is hack/realnode/pause, a static Go program: registry.k8s.io cannot
@@ -66,7 +66,7 @@ k8s_dir=$("$root/hack/controlplane.sh" --print-dir)
 if [[ "${1:-}" == "--check" ]]; then
   missing=()
   for b in kubelet kube-proxy; do [[ -x $k8s_dir/$b ]] || missing+=("$k8s_dir/$b"); done
-  for b in containerd containerd-shim-runc-v2 pause; do [[ -x $out/$b ]] || missing+=("$out/$b"); done
+  for b in containerd containerd-shim-runc-v2 ctr pause; do [[ -x $out/$b ]] || missing+=("$out/$b"); done
   for p in $(missing_packages); do missing+=("Debian package $p"); done
   if [[ ${#missing[@]} -gt 0 ]]; then
     printf 'realnode: missing %s\n' "${missing[@]}" >&2
@@ -137,7 +137,8 @@ build() {
 mkdir -p "$out"
 tags="urfave_cli_no_docs no_btrfs no_devmapper no_zfs osusergo netgo"
 ctrd_ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=${ctrd_version} -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
-for name in containerd containerd-shim-runc-v2; do
+# ctr is for the tests only: they make the node forget an image it pulled.
+for name in containerd containerd-shim-runc-v2 ctr; do
   if [[ -x "$out/$name" ]]; then
     echo "realnode: $name cached ($out/$name)"
     continue

@@ -57,6 +57,15 @@ func run() error {
 		poll = d
 	}
 
+	node, _, why, err := stack.EnterNode(false)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		fmt.Printf("on kwok nodes (%s)\n", why)
+	} else {
+		fmt.Println("on a real node (kubelet, containerd, runc)")
+	}
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "bench-e2e-")
 	if err != nil {
@@ -64,7 +73,7 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Println("starting MLflow, a registry, a local cluster and the operator")
-	st, err := stack.Start(ctx, filepath.Join(dir, "stack"), func(line string) { fmt.Println("    " + line) })
+	st, err := stack.Start(ctx, stack.Options{Dir: filepath.Join(dir, "stack"), Node: node, Progress: func(line string) { fmt.Println("    " + line) }})
 	if err != nil {
 		return err
 	}

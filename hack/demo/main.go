@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/stack"
 )
@@ -40,6 +41,12 @@ func main() {
 }
 
 func run() error {
+	// A real node when the machine can (root, namespaces): the pods really
+	// run the images the operator builds. Else kwok's fake nodes.
+	node, ns, why, err := stack.EnterNode(false)
+	if err != nil {
+		return err
+	}
 	ctx := context.Background()
 	dir, err := filepath.Abs(".demo")
 	if err != nil {
@@ -49,8 +56,13 @@ func run() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if node == cluster.RealNode {
+		say("a real node runs the pods: kubelet, containerd and runc, in a network namespace of the demo's own")
+	} else {
+		say("kwok's fake nodes run the pods (%s); a stand-in answers pod IPs with a real scoring server of each pod's image", why)
+	}
 	say("starting MLflow, a registry, a local Kubernetes cluster and the operator (state in %s)", dir)
-	st, err := stack.Start(ctx, dir, func(line string) { fmt.Println("    " + line) })
+	st, err := stack.Start(ctx, stack.Options{Dir: dir, Node: node, Progress: func(line string) { fmt.Println("    " + line) }})
 	if err != nil {
 		return err
 	}
@@ -146,6 +158,14 @@ patches:
 	out, _ := st.KubectlRun("describe", "modeldeployment", "iris")
 	fmt.Print(indent(lastLines(out, 14)))
 
+	// On the real node everything lives in the demo's own network
+	// namespace: another terminal joins it with nsenter.
+	kubectl := st.Kubectl
+	ui := "MLflow UI: " + st.MLflow.URL
+	if ns != nil {
+		kubectl = ns.EnterCommand() + " " + st.Kubectl
+		ui = "MLflow UI: " + st.MLflow.URL + " (inside the demo's network namespace)"
+	}
 	fmt.Printf(`
 The cluster stays up. In another terminal:
 
@@ -154,9 +174,9 @@ The cluster stays up. In another terminal:
     %s get deployments,pods,services,hpa,pdb,networkpolicies
     %s describe modeldeployment iris
 
-MLflow UI: %s
+%s
 Stop with Ctrl-C (or make demo-down from another terminal).
-`, st.Cluster.Kubeconfig, st.Kubectl, st.Kubectl, st.Kubectl, st.MLflow.URL)
+`, st.Cluster.Kubeconfig, kubectl, kubectl, kubectl, ui)
 	if err := os.WriteFile(filepath.Join(dir, "pids"), []byte(pids(st)), 0o644); err != nil {
 		return err
 	}

@@ -1,13 +1,17 @@
 // Package e2e runs the whole flow for real: the operator binary against a
-// local cluster (source-built control plane, kwok nodes), a real MLflow
-// server, a real registry, and the pod network stand-in that answers pod IPs
-// with a real `mlflow models serve` of the pod's image.
+// local cluster (source-built control plane and a real node: kubelet,
+// containerd, runc, kube-proxy), a real MLflow server and a real registry.
+// The operator builds each model's image on the serving base image
+// hack/baseimage.sh builds, and the node runs it under the restricted
+// security context. (On a machine that cannot run a real node, kwok nodes
+// and the pod network stand-in take its place.)
 package e2e
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,13 +48,26 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	// The suite runs on a real node (kubelet, containerd, runc) inside a
+	// network and mount namespace of its own; realnode.Enter runs this
+	// binary again in there, and tears everything down after. Where the
+	// machine cannot (not root), it falls back to kwok nodes, unless
+	// E2E_REQUIRE_REAL_NODE is set (make test sets it).
+	node, _, why, err := stack.EnterNode(os.Getenv("E2E_REQUIRE_REAL_NODE") != "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if why != "" {
+		fmt.Fprintf(os.Stderr, "e2e: on kwok nodes, not a real node: %s\n", why)
+	}
 	work, err := os.MkdirTemp("", "e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	defer os.RemoveAll(work)
-	if st, err = stack.Start(context.Background(), work, nil); err != nil {
+	if st, err = stack.Start(context.Background(), stack.Options{Dir: work, Node: node}); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -135,6 +152,46 @@ func TestChampionServesPredictions(t *testing.T) {
 	if want := jsonInts(res[0].Predictions); got != want {
 		t.Errorf("predictions %s, the model predicts %s", got, want)
 	}
+	if st.Node != cluster.RealNode {
+		return
+	}
+	// On the real node: the pods really run the built image under the
+	// promised security context, through the Service too, and their logs
+	// show the scoring server.
+	svc := &corev1.Service{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), svc); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := predict(svc.Spec.ClusterIP); err != nil || got != jsonInts(res[0].Predictions) {
+		t.Errorf("through the Service %s: %s %v", svc.Spec.ClusterIP, got, err)
+	}
+	for _, p := range running {
+		t.Logf("MEASURED pod %s: created -> Ready %s", p.Name, readyAfter(&p).Round(100*time.Millisecond))
+	}
+	logs, err := st.KubectlRun("logs", "-n", md.Namespace, running[0].Name)
+	if err != nil || !serverLog.MatchString(logs) {
+		t.Errorf("kubectl logs of %s does not show the scoring server (%v):\n%s", running[0].Name, err, tail(logs, 20))
+	}
+	out, err := st.KubectlRun("exec", "-n", md.Namespace, running[0].Name, "--", "python3", "-c",
+		"import os; print(os.getuid(), os.getgid(), open('/proc/self/status').read().count('NoNewPrivs:\t1'));"+
+			"\ntry:\n open('/opt/ml/model/MLmodel', 'a')\nexcept OSError as e: print('model read-only')\n"+
+			"try:\n open('/probe', 'w')\nexcept OSError as e: print('root read-only')")
+	if err != nil || !strings.Contains(out, "1000 1000 1") || !strings.Contains(out, "model read-only") || !strings.Contains(out, "root read-only") {
+		t.Errorf("inside the serving container: %v\n%s", err, out)
+	}
+}
+
+// serverLog is what `mlflow models serve` prints once it listens.
+var serverLog = regexp.MustCompile(`(?i)uvicorn running on|listening at|application startup complete`)
+
+// readyAfter is how long a pod took from its creation to Ready.
+func readyAfter(p *corev1.Pod) time.Duration {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Sub(p.CreationTimestamp.Time)
+		}
+	}
+	return 0
 }
 
 // TestWebhookPromotionKeepsCapacity promotes version 2 by moving the alias,
@@ -183,10 +240,22 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 	moved := register(t,
 		mlflowserver.Op{"op": "register", "model": "hooked", "seed": 2},
 	)
+	// A client of the model sends predictions through the Service during
+	// the whole promotion: every one must be answered (real node only: the
+	// Service needs kube-proxy).
+	var serviceClient *load
+	if st.Node == cluster.RealNode {
+		serviceClient = startLoad(t, md)
+	}
 	register(t, mlflowserver.Op{"op": "set_alias", "model": "hooked", "alias": "champion", "version": moved[0].Version})
 	aliasMoved := time.Now()
 	waitReady(t, md, moved[0].Version, "v2 Ready")
 	t.Logf("MEASURED alias moved -> Ready on v2 (webhook, build, candidate, smoke test, rolling update): %s", time.Since(aliasMoved).Round(time.Second))
+	if serviceClient != nil {
+		// And a little longer: the old pods finish terminating.
+		time.Sleep(10 * time.Second)
+		serviceClient.finish(t, "promotion v1 -> v2")
+	}
 	w.Stop()
 	<-watchDone
 	if watched == 0 {
@@ -211,6 +280,8 @@ func newMD(t *testing.T, ns, name string, ref v1alpha1.ModelReference, mutate ..
 	t.Cleanup(func() {
 		checkReadyMeansServing(t, md)
 		dump(t, md)
+		// The scenario's pods go: the next ones need the node's room.
+		_ = k8s.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: md.Namespace}})
 	})
 	return md
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,22 +20,41 @@ import (
 )
 
 // TestCrashingVersionRollsBack: version 2 passes its smoke test, is
-// promoted, and its production pods crash (kwok's crash stage, chosen by a
-// label in spec.serving.podLabels that names version 2). The operator rolls
-// back to version 1 on its own, which keeps serving and answering.
+// promoted, and its production pods crash. On the real node, version 2 is a
+// model whose server exits as soon as it loads in a production pod (its
+// role comes from the pod's label through the downward API), so its
+// candidate passes; on kwok nodes, kwok's crash stage fails the production
+// pods that a label in spec.serving.podLabels names. The operator rolls
+// back to version 1 on its own, which keeps serving and answering, and on
+// the real node a client through the Service sees no failed request: the
+// crashing pods never become ready.
 func TestCrashingVersionRollsBack(t *testing.T) {
 	ctx := context.Background()
+	real := st.Node == cluster.RealNode
 	res := register(t, mlflowserver.Op{"op": "register", "model": "crashy", "seed": 1, "alias": "champion"})
 	v1, _ := strconv.Atoi(res[0].Version)
 	crashVersion := strconv.Itoa(v1 + 1)
 	md := newMD(t, testenv.Namespace(t, k8s, "e2e"), "crashy", v1alpha1.ModelReference{Name: "crashy", Alias: "champion"},
 		func(md *v1alpha1.ModelDeployment) {
-			md.Spec.Serving.PodLabels = map[string]string{cluster.CrashVersionLabel: crashVersion}
+			if real {
+				md.Spec.Serving.Env = []corev1.EnvVar{{Name: "POD_ROLE", ValueFrom: &corev1.EnvVarSource{
+					FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + v1alpha1.LabelRole + "']"}}}}
+			} else {
+				md.Spec.Serving.PodLabels = map[string]string{cluster.CrashVersionLabel: crashVersion}
+			}
 		})
 	waitReady(t, md, res[0].Version, "v1 Ready")
 	good := md.Status.Serving.Image
 
-	bad := register(t, mlflowserver.Op{"op": "register", "model": "crashy", "seed": 2, "alias": "champion"})
+	var serviceClient *load
+	if real {
+		serviceClient = startLoad(t, md)
+	}
+	op := mlflowserver.Op{"op": "register", "model": "crashy", "seed": 2, "alias": "champion"}
+	if real {
+		op["kind"], op["die_after"] = "dying", 0
+	}
+	bad := register(t, op)
 	if bad[0].Version != crashVersion {
 		t.Fatalf("registered version %s, the crash label names %s", bad[0].Version, crashVersion)
 	}
@@ -55,6 +75,10 @@ func TestCrashingVersionRollsBack(t *testing.T) {
 		}
 		return nil
 	})
+	if serviceClient != nil {
+		time.Sleep(5 * time.Second)
+		serviceClient.finish(t, "promotion of a crashing version and its rollback")
+	}
 	// It was production that crashed: the candidate passed and was promoted.
 	if n := eventCount(t, md.Namespace, md.Name, "Promoted"); n != 2 {
 		t.Errorf("%d Promoted events, want 2 (v1, then v2 before it crashed)", n)

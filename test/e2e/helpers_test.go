@@ -51,10 +51,19 @@ func waitReady(t *testing.T, md *v1alpha1.ModelDeployment, version, what string)
 
 const irisRows = `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
 
-// predict sends three iris rows to the pod IP through the pod network
-// stand-in and returns the predictions, as compact JSON.
+// servingPort is where a serving pod listens: the pod network stand-in's
+// port on kwok nodes, the default port on the real node.
+func servingPort() int {
+	if pn != nil {
+		return pn.Port
+	}
+	return int(v1alpha1.DefaultPort)
+}
+
+// predict sends three iris rows to a pod IP (or a Service's ClusterIP) and
+// returns the predictions, as compact JSON.
 func predict(ip string) (string, error) {
-	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", ip, pn.Port), "application/json", bytes.NewReader([]byte(irisRows)))
+	resp, err := http.Post(fmt.Sprintf("http://%s:%d/invocations", ip, servingPort()), "application/json", bytes.NewReader([]byte(irisRows)))
 	if err != nil {
 		return "", err
 	}

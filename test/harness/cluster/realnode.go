@@ -36,7 +36,7 @@ type realNode struct {
 	registries []string
 	files      nodeFiles
 	// The binaries.
-	kubelet, kubeProxy, containerd, shim, pause, runc string
+	kubelet, kubeProxy, containerd, shim, ctr, pause, runc string
 
 	node           *nodePKI
 	containerdProc *procs.Process
@@ -62,10 +62,10 @@ func prepareRealNode(k8sBin string, o Options) (*realNode, error) {
 		ns: ns, registries: o.Registries,
 		kubelet: filepath.Join(k8sBin, "kubelet"), kubeProxy: filepath.Join(k8sBin, "kube-proxy"),
 		containerd: filepath.Join(rdir, "containerd"), shim: filepath.Join(rdir, "containerd-shim-runc-v2"),
-		pause: filepath.Join(rdir, "pause"),
+		ctr: filepath.Join(rdir, "ctr"), pause: filepath.Join(rdir, "pause"),
 	}
 	var missing []string
-	for _, b := range []string{r.kubelet, r.kubeProxy, r.containerd, r.shim, r.pause,
+	for _, b := range []string{r.kubelet, r.kubeProxy, r.containerd, r.shim, r.ctr, r.pause,
 		filepath.Join(cniBin, "bridge"), filepath.Join(cniBin, "host-local"), filepath.Join(cniBin, "loopback")} {
 		if _, err := os.Stat(b); err != nil {
 			missing = append(missing, b)
@@ -153,7 +153,7 @@ func (c *Cluster) startRealNode(ctx context.Context, pk *pki, server string) err
 	c.mark("containerd serving")
 
 	if r.kubeletProc, err = c.run([]string{path}, r.kubelet, "--config="+r.files.Kubelet, "--kubeconfig="+r.files.KubeletKubecfg,
-		"--root-dir="+filepath.Join(r.files.Dir, "kubelet"), "--cert-dir="+filepath.Join(r.files.Dir, "kubelet-pki"),
+		"--root-dir="+kubeletRootDir, "--cert-dir="+filepath.Join(r.files.Dir, "kubelet-pki"),
 		"--hostname-override="+RealNodeName, "--node-ip="+realnode.NodeIP, "--v=1"); err != nil {
 		return err
 	}
@@ -202,6 +202,46 @@ func (r *realNode) pushPause(ctx context.Context) (string, error) {
 	return ref, nil
 }
 
+// ForgetNodeImage makes the real node forget an image it pulled, as a node
+// that never ran it: every name containerd keeps for the manifest digest
+// (the reference by digest and the image ID) is removed, and its content
+// and unpacked layers with them once no container uses them. The next pod
+// that runs the image pulls it again.
+func (c *Cluster) ForgetNodeImage(ctx context.Context, manifestDigest string) error {
+	if c.real == nil {
+		return fmt.Errorf("ForgetNodeImage needs the real node")
+	}
+	ctr := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, c.real.ctr, append([]string{"--address", c.real.files.Socket, "--namespace", "k8s.io"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("ctr %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return out, nil
+	}
+	out, err := ctr("images", "list")
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 3 && f[2] == manifestDigest {
+			names = append(names, f[0])
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("the node has no image with manifest %s:\n%s", manifestDigest, out)
+	}
+	_, err = ctr(append([]string{"images", "remove", "--sync"}, names...)...)
+	return err
+}
+
+// kubeletRootDir is the kubelet's root folder: on the namespace's own tmpfs
+// over /var/lib/kubelet (one real node per namespace at a time), with a
+// short path, since the kubelet binds unix sockets below it and a socket's
+// path may not exceed 107 bytes (a cluster folder below TMPDIR often does).
+const kubeletRootDir = "/var/lib/kubelet/node"
+
 // stopRealNode stops what must go before the daemons, in this order: the
 // kubelet (or it restarts what is stopped), the pods' processes, the
 // shims. Stop then stops the daemons in reverse order of start.
@@ -224,6 +264,8 @@ func (r *realNode) cleanUp(dir string) {
 	if dir != "" {
 		_ = realnode.UnmountUnder(dir)
 	}
+	_ = realnode.UnmountUnder(kubeletRootDir)
+	_ = os.RemoveAll(kubeletRootDir)
 	_ = exec.Command("ip", "link", "delete", "cni0").Run()
 	_ = r.ns.RemoveCgroups(false)
 	realNodeInUse.Store(false)

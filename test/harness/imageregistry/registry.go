@@ -18,7 +18,7 @@ import (
 
 // Registry is a running registry server.
 type Registry struct {
-	// Host is 127.0.0.1:<port>.
+	// Host is <Options.IP>:<port>.
 	Host string
 	Dir  string
 	proc *procs.Process
@@ -28,6 +28,9 @@ type Registry struct {
 type Options struct {
 	// User and Password, when set, are required for every request (htpasswd).
 	User, Password string
+	// IP is the address the registry listens on and its Host names;
+	// 127.0.0.1 when empty. Pods reach the real node's IP.
+	IP string
 }
 
 // Start starts a registry. Close stops it and removes its storage.
@@ -44,7 +47,10 @@ func Start(o Options) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	host := fmt.Sprintf("127.0.0.1:%d", port)
+	if o.IP == "" {
+		o.IP = "127.0.0.1"
+	}
+	host := fmt.Sprintf("%s:%d", o.IP, port)
 	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
 		filepath.Join(dir, "data"), host)
 	if o.User != "" {

@@ -70,8 +70,10 @@ class BrokenModel(mlflow.pyfunc.PythonModel):
 
 
 class DyingModel(mlflow.pyfunc.PythonModel):
-    """A model that serves, then kills its server die_after seconds after it
-    loaded: it passes a smoke test, then fails in production."""
+    """A model that kills its server die_after seconds after it loaded, in
+    production pods only (POD_ROLE, from the pod's role label through the
+    downward API): its candidate passes the smoke test, its production pods
+    crash, as a version that fails under production conditions would."""
 
     def __init__(self, die_after):
         self.die_after = die_after
@@ -80,7 +82,7 @@ class DyingModel(mlflow.pyfunc.PythonModel):
         import threading
         import time
 
-        if os.environ.get("MLFLOW_OPERATOR_FIXTURE"):
+        if os.environ.get("MLFLOW_OPERATOR_FIXTURE") or os.environ.get("POD_ROLE") != "production":
             return
 
         def die():

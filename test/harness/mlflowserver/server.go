@@ -45,6 +45,9 @@ type Options struct {
 	// Webhooks allows webhooks to loopback http URLs and delivers them
 	// without caching the webhook list.
 	Webhooks bool
+	// IP is the address the server listens on and its URL names;
+	// 127.0.0.1 when empty. Pods reach the real node's IP.
+	IP string
 }
 
 // Admin credentials of a BasicAuth server.
@@ -85,7 +88,10 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, Port: port, opts: opts, py: env}
+	if opts.IP == "" {
+		opts.IP = "127.0.0.1"
+	}
+	s := &Server{URL: fmt.Sprintf("http://%s:%d", opts.IP, port), Dir: dir, Port: port, opts: opts, py: env}
 	if err := s.Restart(); err != nil {
 		s.Close()
 		return nil, err
@@ -101,12 +107,12 @@ func (s *Server) Restart() error {
 	if s.proc != nil {
 		return errors.New("the server is running")
 	}
-	args := []string{"server", "--host", "127.0.0.1", "--port", strconv.Itoa(s.Port),
+	args := []string{"server", "--host", s.opts.IP, "--port", strconv.Itoa(s.Port),
 		"--backend-store-uri", "sqlite:///" + filepath.Join(s.Dir, "mlflow.db"),
 		"--artifacts-destination", filepath.Join(s.Dir, "artifacts"),
 		"--workers", "1"}
 	env := append(os.Environ(),
-		"MLFLOW_SERVER_ALLOWED_HOSTS=127.0.0.1:"+strconv.Itoa(s.Port)+",localhost:"+strconv.Itoa(s.Port)+",127.0.0.1,localhost",
+		"MLFLOW_SERVER_ALLOWED_HOSTS="+s.opts.IP+":"+strconv.Itoa(s.Port)+",localhost:"+strconv.Itoa(s.Port)+","+s.opts.IP+",localhost",
 		"PYTHONUNBUFFERED=1",
 	)
 	if s.opts.BasicAuth {

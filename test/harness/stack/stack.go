@@ -1,8 +1,14 @@
 // Package stack starts everything the whole flow needs on this machine: a
-// local cluster (source-built control plane, kwok nodes), a real MLflow
-// server with webhooks, a real registry, the pod network stand-in, the
-// operator's CRD, and the operator binary itself running against the cluster
-// with its kubeconfig. The end-to-end tests and `make demo` use it.
+// local cluster (source-built control plane, and a real node or kwok's fake
+// ones), a real MLflow server with webhooks, a real registry, the operator's
+// CRD, and the operator binary itself running against the cluster with its
+// kubeconfig. The end-to-end tests and `make demo` use it.
+//
+// With a real node (the caller has entered test/harness/realnode's
+// namespaces), the built images run for real, on the serving base image
+// hack/baseimage.sh builds. With kwok nodes, the pod network stand-in
+// (test/harness/podnet) answers pod IPs with a real scoring server of each
+// pod's image, and the base image is random bytes.
 package stack
 
 import (
@@ -19,6 +25,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -30,10 +38,26 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/podnet"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/procs"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/realnode"
 )
 
 // WebhookSecret is the secret the stack's MLflow webhooks are signed with.
 const WebhookSecret = "local-stack-webhook-secret"
+
+// Options of a stack.
+type Options struct {
+	// Dir holds everything; a new temporary folder when empty.
+	Dir string
+	// Progress, when set, hears about each step, for a person watching.
+	Progress func(string)
+	// Node is what runs the pods: cluster.RealNode needs the process to be
+	// inside realnode.Enter's namespaces.
+	Node cluster.NodeKind
+	// NoOperator leaves the operator out (the caller installs it in the
+	// cluster): MLflow and the registry then listen on the real node's IP,
+	// which its pods reach, and the stack's URLs name it.
+	NoOperator bool
+}
 
 // Stack is everything running.
 type Stack struct {
@@ -46,6 +70,8 @@ type Stack struct {
 	Kubectl    string
 	BaseImage  string
 	WebhookURL string
+	// Node is what runs the pods.
+	Node cluster.NodeKind
 	// Progress receives one line per step, for a person watching.
 	progress func(string)
 
@@ -53,9 +79,9 @@ type Stack struct {
 	earlierLogs  string
 }
 
-// Start starts the stack in dir (a new temporary folder when empty);
-// progress, when set, hears about each step.
-func Start(ctx context.Context, dir string, progress func(string)) (*Stack, error) {
+// Start starts the stack.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	dir, progress := o.Dir, o.Progress
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -70,7 +96,7 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 			return nil, err
 		}
 	}
-	s := &Stack{Dir: dir, progress: progress}
+	s := &Stack{Dir: dir, progress: progress, Node: o.Node}
 	ok := false
 	defer func() {
 		if !ok {
@@ -83,49 +109,70 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 		return func() { progress(fmt.Sprintf("%s: done in %s", msg, time.Since(start).Round(100*time.Millisecond))) }
 	}
 
-	done := step("building the operator binary")
-	manager := filepath.Join(dir, "manager")
-	build := exec.Command("go", "build", "-o", manager, "./cmd")
-	build.Dir = procs.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build the operator: %v\n%s", err, out)
+	ip := ""
+	if o.NoOperator {
+		if o.Node != cluster.RealNode {
+			return nil, fmt.Errorf("an operator in the cluster needs the real node")
+		}
+		ip = realnode.NodeIP
 	}
-	done()
+	manager := filepath.Join(dir, "manager")
+	if !o.NoOperator {
+		done := step("building the operator binary")
+		build := exec.Command("go", "build", "-o", manager, "./cmd")
+		build.Dir = procs.RepoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build the operator: %v\n%s", err, out)
+		}
+		done()
+	}
 
-	done = step("starting the MLflow tracking server")
-	if s.MLflow, err = mlflowserver.Start(mlflowserver.Options{Webhooks: true}); err != nil {
+	done := step("starting the MLflow tracking server")
+	if s.MLflow, err = mlflowserver.Start(mlflowserver.Options{Webhooks: true, IP: ip}); err != nil {
 		return nil, err
 	}
 	done()
 
 	done = step("starting the registry")
-	if s.Registry, err = imageregistry.Start(imageregistry.Options{}); err != nil {
-		return nil, err
-	}
-	img, _ := random.Image(1024, 1)
-	s.BaseImage = s.Registry.Host + "/serving/base:1"
-	ref, _ := name.ParseReference(s.BaseImage, name.Insecure)
-	if err := remote.Write(ref, img); err != nil {
+	if s.Registry, err = imageregistry.Start(imageregistry.Options{IP: ip}); err != nil {
 		return nil, err
 	}
 	done()
 
-	done = step("starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-	if s.Cluster, err = cluster.Start(ctx, cluster.Options{Dir: filepath.Join(dir, "cluster")}); err != nil {
+	if o.Node == cluster.RealNode {
+		done = step("pushing the serving base image (hack/baseimage.sh: Debian, Python, the pinned MLflow)")
+		if s.BaseImage, err = pushBaseImage(ctx, s.Registry.Host+"/serving/mlflow:base"); err != nil {
+			return nil, err
+		}
+		done()
+		done = step("starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler; a real node: containerd, kubelet, kube-proxy)")
+	} else {
+		img, _ := random.Image(1024, 1)
+		s.BaseImage = s.Registry.Host + "/serving/base:1"
+		ref, _ := name.ParseReference(s.BaseImage, name.Insecure)
+		if err := remote.Write(ref, img); err != nil {
+			return nil, err
+		}
+		done = step("starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+	}
+	if s.Cluster, err = cluster.Start(ctx, cluster.Options{Dir: filepath.Join(dir, "cluster"), Node: o.Node,
+		Registries: []string{s.Registry.Host}}); err != nil {
 		return nil, err
 	}
 	done()
 
-	py, err := mlflowserver.PythonEnv()
-	if err != nil {
-		return nil, err
-	}
-	port, err := procs.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	if s.PodNet, err = podnet.Start(s.Cluster.Client, port, py, filepath.Join(dir, "models")); err != nil {
-		return nil, err
+	if o.Node != cluster.RealNode {
+		py, err := mlflowserver.PythonEnv()
+		if err != nil {
+			return nil, err
+		}
+		port, err := procs.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		if s.PodNet, err = podnet.Start(s.Cluster.Client, port, py, filepath.Join(dir, "models")); err != nil {
+			return nil, err
+		}
 	}
 
 	done = step("installing the ModelDeployment CRD")
@@ -142,6 +189,10 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 	}
 	done()
 
+	if o.NoOperator {
+		ok = true
+		return s, nil
+	}
 	done = step("starting the operator")
 	secretFile := filepath.Join(dir, "webhook-secret")
 	if err := os.WriteFile(secretFile, []byte(WebhookSecret), 0o600); err != nil {
@@ -168,20 +219,43 @@ func Start(ctx context.Context, dir string, progress func(string)) (*Stack, erro
 }
 
 // ModelDeployment is a ModelDeployment that works on this stack: its MLflow,
-// an image repository models/<name> in its registry on its base image, the
-// port the pod network stand-in answers on, and a smoke test timeout that
-// leaves room for `mlflow models serve` to start cold.
+// an image repository models/<name> in its registry on its base image, and
+// a smoke test timeout that leaves room for `mlflow models serve` to start
+// cold. With kwok nodes, the port the pod network stand-in answers on; on
+// the real node, small resource requests, so that the pods of several
+// scenarios fit one 2-core node.
 func (s *Stack) ModelDeployment(namespace, name string, ref v1alpha1.ModelReference, poll time.Duration) *v1alpha1.ModelDeployment {
-	return &v1alpha1.ModelDeployment{
+	md := &v1alpha1.ModelDeployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Spec: v1alpha1.ModelDeploymentSpec{
 			Model:   ref,
 			MLflow:  v1alpha1.MLflowConnection{TrackingURI: s.MLflow.URL, PollInterval: &metav1.Duration{Duration: poll}},
 			Image:   v1alpha1.ImageSpec{Repository: s.Registry.Host + "/models/" + name, BaseImage: s.BaseImage, InsecureRegistry: true},
-			Serving: v1alpha1.ServingSpec{Port: int32(s.PodNet.Port)},
 			Rollout: v1alpha1.RolloutSpec{SmokeTest: v1alpha1.SmokeTestSpec{Timeout: &metav1.Duration{Duration: 3 * time.Minute}}},
 		},
 	}
+	if s.PodNet != nil {
+		md.Spec.Serving.Port = int32(s.PodNet.Port)
+	} else {
+		md.Spec.Serving.Resources = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("300Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+		}
+	}
+	return md
+}
+
+// pushBaseImage builds the serving base image when hack/baseimage.sh has
+// not cached it yet, pushes it to ref and returns it by digest.
+func pushBaseImage(ctx context.Context, ref string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(procs.RepoRoot(), "hack", "baseimage.sh"), "--push", ref)
+	var stderr procs.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/baseimage.sh --push %s: %v\n%s", ref, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // StartOperator starts the operator binary (again, after KillOperator). The
