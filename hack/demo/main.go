@@ -114,12 +114,9 @@ patches:
         path: /spec/image
         value: {repository: "%s/models/iris", baseImage: "%s", insecureRegistry: true}
       - op: add
-        path: /spec/serving/port
-        value: %d
-      - op: add
         path: /spec/rollout
         value: {smokeTest: {timeout: 3m}}
-`, sample, sample, st.MLflow.URL, st.Registry.Host, st.BaseImage, st.PodNet.Port)
+%s`, sample, sample, st.MLflow.URL, st.Registry.Host, st.BaseImage, servingPatch(st))
 	if err := os.WriteFile(filepath.Join(sampleDir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		return err
 	}
@@ -237,9 +234,19 @@ func predict(ctx context.Context, st *stack.Stack, k client.Client, md *v1alpha1
 	if pod == nil {
 		return fmt.Errorf("no running pod of the serving version")
 	}
-	url := "http://" + pod.Status.PodIP + ":" + strconv.Itoa(st.PodNet.Port) + "/invocations"
+	url := "http://" + pod.Status.PodIP + ":" + strconv.Itoa(int(v1alpha1.DefaultPort)) + "/invocations"
+	if st.PodNet != nil {
+		url = "http://" + pod.Status.PodIP + ":" + strconv.Itoa(st.PodNet.Port) + "/invocations"
+	} else {
+		// The real node: through the Service, as a client in the cluster.
+		svc := &corev1.Service{}
+		if err := k.Get(ctx, client.ObjectKeyFromObject(md), svc); err != nil {
+			return err
+		}
+		url = fmt.Sprintf("http://%s:%d/invocations", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
+	}
 	body := `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}`
-	say("a real prediction from version %s, pod %s: curl -X POST %s -d '%s'", md.Status.Serving.Version, pod.Name, url, body)
+	say("a real prediction from version %s (pods like %s serve it): curl -X POST %s -d '%s'", md.Status.Serving.Version, pod.Name, url, body)
 	resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(body)))
 	if err != nil {
 		return err
@@ -287,4 +294,14 @@ func withoutLastColumn(table string) string {
 		b.WriteString(strings.Join(f, " ") + "\n")
 	}
 	return b.String()
+}
+
+// servingPatch is the part of the sample's patch that depends on the node:
+// on kwok nodes the port the pod network stand-in answers on; on the real
+// node small resource requests, so that the pods fit one 2-core node.
+func servingPatch(st *stack.Stack) string {
+	if st.PodNet != nil {
+		return fmt.Sprintf("      - op: add\n        path: /spec/serving/port\n        value: %d\n", st.PodNet.Port)
+	}
+	return "      - op: add\n        path: /spec/serving/resources\n        value: {requests: {cpu: 50m, memory: 300Mi}, limits: {memory: 1Gi}}\n"
 }
