@@ -9,11 +9,13 @@ import (
 	"flag"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -39,12 +41,15 @@ func main() {
 		buildsPerNamespace     int
 		buildTimeout           time.Duration
 		registryGrants         string
+		registryClouds         string
+		acrHostSuffixes        string
 		artifactHosts          string
 		allowedAddresses       string
 		maxModelBytes          string
 		maxModelFiles          int
 		maxModelDepth          int
 		tempDir                string
+		watchNamespaces        string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to clients that the API server authenticates and authorizes.")
@@ -63,6 +68,13 @@ func main() {
 	flag.StringVar(&registryGrants, "operator-registry-credentials", "",
 		"Where builds may use the operator's own registry identity (its Docker config or cloud identity) when a ModelDeployment names no Secret: "+
 			"comma-separated namespace=repository-prefix, namespace * for all, e.g. team-a=myacr.azurecr.io/team-a/. Empty: never; tenants bring their own Secrets.")
+	flag.StringVar(&registryClouds, "registry-cloud-identity", "",
+		"Cloud identities the operator's own registry identity asks after its Docker config, comma-separated: azure (workload identity, else managed identity, "+
+			"for the hosts of --acr-host-suffixes), google (Application Default Credentials, for gcr.io and *.pkg.dev). "+
+			"Used only where --operator-registry-credentials grants it. Empty: the Docker config alone.")
+	flag.StringVar(&acrHostSuffixes, "acr-host-suffixes", ".azurecr.io,.azurecr.cn,.azurecr.us",
+		"Comma-separated registry hosts that get the azure identity's ACR credentials: .suffix for the hosts below it, host for it and the hosts below. "+
+			"Its Azure AD token is sent to them: list only Azure Container Registry hosts.")
 	flag.StringVar(&artifactHosts, "mlflow-artifact-hosts", "",
 		"Comma-separated host[:port]s, other than a ModelDeployment's tracking server, that MLflow may name for artifacts (mlflow-artifacts://host/...). They get no credentials; others are refused.")
 	flag.StringVar(&allowedAddresses, "mlflow-allowed-addresses", "",
@@ -72,6 +84,8 @@ func main() {
 	flag.IntVar(&maxModelFiles, "max-model-files", 10000, "Most files and folders one model version's artifacts may have.")
 	flag.IntVar(&maxModelDepth, "max-model-depth", 16, "Deepest folder nesting one model version's artifacts may have.")
 	flag.StringVar(&tempDir, "temp-dir", os.TempDir(), "Folder for model downloads and layer files; needs about twice the largest model's size per build worker.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces whose ModelDeployments the operator handles (a namespace-scoped install: Roles in those namespaces instead of a ClusterRole). Empty: every namespace.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -91,6 +105,12 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
+	for _, ns := range controllers.SplitList(watchNamespaces) {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			log.Error(errors.New(strings.Join(errs, "; ")), "Invalid --watch-namespaces: not a namespace name", "namespace", ns)
+			os.Exit(1)
+		}
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
@@ -98,7 +118,7 @@ func main() {
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "mlflow-operator.serving.mlflow-operator.io",
 		// Only the objects the operator owns are cached.
-		Cache: controllers.CacheOptions(),
+		Cache: controllers.CacheOptions(os.Getenv("POD_NAMESPACE"), controllers.SplitList(watchNamespaces)),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
@@ -127,6 +147,7 @@ func main() {
 		// The downward API sets POD_NAMESPACE (config/manager); the serving
 		// pods' NetworkPolicies then admit the operator's smoke tests.
 		OperatorNamespace: os.Getenv("POD_NAMESPACE")}
+	setup.RegistryClouds, setup.ACRHostSuffixes = controllers.SplitList(registryClouds), controllers.SplitList(acrHostSuffixes)
 	if webhookAddr != "0" && webhookAddr != "" {
 		secret, err := os.ReadFile(webhookSecretFile)
 		switch {

@@ -15,6 +15,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -24,6 +25,7 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/internal/builds"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
+	"github.com/mlflow-operator/mlflow-operator/internal/registryauth"
 	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 	"github.com/mlflow-operator/mlflow-operator/internal/webhook"
@@ -76,8 +78,14 @@ type Options struct {
 	RegistryGrants []RegistryGrant
 	// TempDir holds model downloads and layer files.
 	TempDir string
-	// Keychain is the operator's own registry credentials (cloud keychains).
+	// Keychain is the operator's own registry credentials; when nil, its
+	// Docker config followed by the cloud identities of RegistryClouds.
 	Keychain authn.Keychain
+	// RegistryClouds ("azure", "google") follow the Docker config in the
+	// operator's own registry identity; ACRHostSuffixes are the hosts that
+	// get Azure credentials (.azurecr.io, .azurecr.cn, .azurecr.us when
+	// empty).
+	RegistryClouds, ACRHostSuffixes []string
 	// SmokeTester sends candidates their smoke test; HTTP to the pod's IP
 	// when nil.
 	SmokeTester SmokeTester
@@ -157,10 +165,12 @@ func grants(gs []RegistryGrant) func(namespace, repository string) bool {
 
 // CacheOptions are the manager's cache options the reconciler needs: only
 // the objects the operator owns are cached, not every Deployment, Service
-// and Pod of the cluster.
-func CacheOptions() cache.Options {
+// and Pod of the cluster; with watchNamespaces, only in those namespaces.
+// With operatorNamespace, the webhook relay's ConfigMap there is cached
+// too (and no other ConfigMap).
+func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": resources.ManagedBy})}
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+	o := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:                     owned,
 		&corev1.Service{}:                        owned,
 		&autoscalingv2.HorizontalPodAutoscaler{}: owned,
@@ -169,6 +179,19 @@ func CacheOptions() cache.Options {
 		// The serving pods carry the same label.
 		&corev1.Pod{}: owned,
 	}}
+	if len(watchNamespaces) > 0 {
+		o.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range watchNamespaces {
+			o.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	if operatorNamespace != "" {
+		o.ByObject[&corev1.ConfigMap{}] = cache.ByObject{
+			Namespaces: map[string]cache.Config{operatorNamespace: {}},
+			Field:      fields.OneTermEqualSelector("metadata.name", webhook.RelayName),
+		}
+	}
+	return o
 }
 
 // Setup builds the MLflow resolver, the build pool, the webhook receiver and
@@ -215,10 +238,19 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		if builder == nil {
 			builder = &imagebuild.Builder{TempDir: o.TempDir}
 		}
+		keychain := o.Keychain
+		if keychain == nil {
+			var err error
+			keychain, err = registryauth.OperatorKeychain(registryauth.Options{Clouds: o.RegistryClouds,
+				Azure: registryauth.AzureOptions{HostSuffixes: o.ACRHostSuffixes}, Log: mgr.GetLogger().WithName("registryauth")})
+			if err != nil {
+				return nil, fmt.Errorf("the operator's registry identity: %w", err)
+			}
+		}
 		pool := &builds.Pool{
 			Reader: mgr.GetAPIReader(), MLflow: res, Builder: builder, Workers: o.BuildWorkers,
 			PerNamespace: o.BuildsPerNamespace, Timeout: o.BuildTimeout, OwnCredentials: grants(o.RegistryGrants),
-			TempDir: o.TempDir, Done: triggers, Keychain: o.Keychain, Log: mgr.GetLogger().WithName("builds"),
+			TempDir: o.TempDir, Done: triggers, Keychain: keychain, Log: mgr.GetLogger().WithName("builds"),
 		}
 		if err := mgr.Add(pool); err != nil {
 			return nil, err
@@ -239,6 +271,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 			Events:     triggers,
 			Log:        mgr.GetLogger().WithName("webhooks"),
 			CertDir:    o.WebhookCertDir,
+		}
+		if o.OperatorNamespace != "" {
+			// Every replica takes deliveries; standbys relay them to the
+			// leader through a ConfigMap in the operator's namespace.
+			receiver.Relay = &webhook.Relay{Client: mgr.GetClient(), Namespace: o.OperatorNamespace}
+			receiver.Elected = mgr.Elected()
+			if err := mgr.Add(&webhook.RelayListener{Cache: mgr.GetCache(), Namespace: o.OperatorNamespace,
+				Receiver: receiver, Log: mgr.GetLogger().WithName("webhooks")}); err != nil {
+				return nil, err
+			}
 		}
 		if err := mgr.Add(receiver); err != nil {
 			return nil, err

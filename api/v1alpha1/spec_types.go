@@ -126,15 +126,26 @@ type ImageSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$') || self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$')",message="must be an image reference like registry.example.com/serving/base:tag or ...@sha256:<digest>"
 	BaseImage string `json:"baseImage"`
 
-	// BaseImagePullSecretRef names a kubernetes.io/dockerconfigjson Secret used
-	// to pull the base image. Without it the operator uses its own registry
-	// credentials (cloud keychains, e.g. Azure workload identity).
+	// BaseImagePullSecretRef names a Secret in the ModelDeployment's namespace,
+	// of type kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg), used
+	// to pull the base image. Its entries match registries as the kubelet's
+	// imagePullSecrets do (host, host/path, *.wildcard host); a registry it
+	// does not list is pulled anonymously. Without it the pull is anonymous,
+	// unless the operator's administrator grants this namespace the
+	// operator's own registry identity for the base image's repository
+	// (--operator-registry-credentials): the operator's Docker config and,
+	// where turned on (--registry-cloud-identity), its Azure workload or
+	// managed identity for Azure Container Registry, or Google credentials
+	// for gcr.io and Artifact Registry.
 	// +optional
 	BaseImagePullSecretRef *corev1.LocalObjectReference `json:"baseImagePullSecretRef,omitempty"`
 
-	// PushSecretRef names a kubernetes.io/dockerconfigjson Secret used to
-	// push to repository. Without it the operator uses its own registry
-	// credentials (cloud keychains).
+	// PushSecretRef names a Secret in the ModelDeployment's namespace, of type
+	// kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg), used to
+	// push to repository, matched as for baseImagePullSecretRef. Without it
+	// the push is anonymous, unless the administrator grants this namespace
+	// the operator's own registry identity for repository (as for
+	// baseImagePullSecretRef).
 	// +optional
 	PushSecretRef *corev1.LocalObjectReference `json:"pushSecretRef,omitempty"`
 

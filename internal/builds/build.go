@@ -2,6 +2,7 @@ package builds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
 	"github.com/mlflow-operator/mlflow-operator/internal/pydeps"
+	"github.com/mlflow-operator/mlflow-operator/internal/registryauth"
 	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 )
@@ -211,10 +213,12 @@ func (p *Pool) request(ctx context.Context, md *v1alpha1.ModelDeployment, mc *ml
 }
 
 // keychain is what a build of namespace authenticates with to repository:
-// the Secret the spec names and nothing else (a dockerconfigjson answers
-// anonymous for registries it does not list; the operator's own identity is
-// never a fallback), or, without a Secret, the operator's own identity where
-// an administrator granted it (OwnCredentials), else anonymous.
+// the Secret the spec names and nothing else (read as the kubelet reads an
+// image pull Secret; it answers anonymous for registries it does not list:
+// the operator's own identity is never a fallback), or, without a Secret,
+// the operator's own identity (Docker config and cloud identities) where an
+// administrator granted it (OwnCredentials), else anonymous. The Secret is
+// read from the ModelDeployment's namespace only.
 func (p *Pool) keychain(ctx context.Context, namespace string, ref *corev1.LocalObjectReference, repository string) (authn.Keychain, error) {
 	if ref == nil || ref.Name == "" {
 		if p.OwnCredentials != nil && p.OwnCredentials(namespace, repository) {
@@ -229,13 +233,11 @@ func (p *Pool) keychain(ctx context.Context, namespace string, ref *corev1.Local
 	if err != nil {
 		return nil, err
 	}
-	config, ok := data[corev1.DockerConfigJsonKey]
-	if !ok {
-		return nil, failure.Errorf(failure.NotFound, failure.Secret, "secret %q has no %s key (want type %s)",
-			ref.Name, corev1.DockerConfigJsonKey, corev1.SecretTypeDockerConfigJson)
-	}
-	kc, err := imagebuild.NewDockerConfigKeychain(config)
-	if err != nil {
+	kc, err := registryauth.FromSecret(data)
+	switch {
+	case errors.Is(err, registryauth.ErrNoDockerConfig):
+		return nil, failure.Errorf(failure.NotFound, failure.Secret, "secret %q has %s", ref.Name, err)
+	case err != nil:
 		return nil, failure.New(failure.NotFound, failure.Secret, fmt.Sprintf("secret %q", ref.Name), err)
 	}
 	return kc, nil

@@ -90,8 +90,10 @@ type Pool struct {
 	TempDir string
 	// Done receives a ModelDeployment whose build finished.
 	Done chan<- event.GenericEvent
-	// Keychain is the operator's own registry credentials (cloud
-	// keychains); authn.DefaultKeychain when nil.
+	// Keychain is the operator's own registry identity
+	// (registryauth.OperatorKeychain: its Docker config, then the cloud
+	// identities turned on), used only where OwnCredentials grants it;
+	// authn.DefaultKeychain when nil.
 	Keychain authn.Keychain
 	Log      logr.Logger
 	// Clock; the real one when nil.

@@ -1,8 +1,8 @@
 package imagebuild
 
-// Fuzz targets for what reads untrusted input here: a Secret's docker
-// config, and a model directory downloaded from an MLflow server that may
-// be hostile. Run one with
+// Fuzz targets for what reads untrusted input here: a model directory
+// downloaded from an MLflow server that may be hostile. (A Secret's docker
+// config is fuzzed in internal/registryauth.) Run one with
 //
 //	go test -run '^$' -fuzz '^FuzzModelLayer$' -fuzztime 60s ./internal/imagebuild/
 //
@@ -10,107 +10,19 @@ package imagebuild
 
 import (
 	"archive/tar"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 )
-
-// registryResource is an authn.Resource naming a registry as written.
-type registryResource string
-
-func (r registryResource) String() string      { return string(r) }
-func (r registryResource) RegistryStr() string { return string(r) }
-
-func FuzzDockerConfigKeychain(f *testing.F) {
-	f.Add([]byte(`{"auths": {"myregistry.azurecr.io": {"username": "u", "password": "p"}}}`), "myregistry.azurecr.io")
-	f.Add([]byte(`{"auths": {"https://index.docker.io/v1/": {"auth": "ZG9ja2VyOmh1Yg=="}}}`), "index.docker.io")
-	f.Add([]byte(`{"auths": {"docker.io": {"username": "a"}, "https://index.docker.io/v1/": {"username": "b"}}}`), "registry-1.docker.io")
-	f.Add([]byte(`{"auths": {"127.0.0.1:5000": {"auth": "dXNlcjpwYXNz", "identitytoken": "t"}}}`), "127.0.0.1:5000")
-	f.Add([]byte(`{"auths": {"Reg.Example.com/path": {"registrytoken": "r"}}}`), "reg.example.com")
-	f.Add([]byte(`{"auths": {"x": {"auth": "!!"}}}`), "x")
-	f.Add([]byte(`{"auths": null}`), "")
-	f.Fuzz(func(t *testing.T, doc []byte, registry string) {
-		k, err := NewDockerConfigKeychain(doc)
-		if err != nil {
-			return
-		}
-		// What the input names, read independently: each key's
-		// credentials as written, and as its "auth" field decodes.
-		var raw struct {
-			Auths map[string]struct {
-				Username, Password, Auth, IdentityToken, RegistryToken string
-			}
-		}
-		if err := json.Unmarshal(doc, &raw); err != nil {
-			t.Fatalf("the keychain accepted a document encoding/json refuses: %v", err)
-		}
-		named := func(key string) []authn.AuthConfig {
-			a := raw.Auths[key]
-			out := []authn.AuthConfig{{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}}
-			if b, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
-				if u, p, ok := strings.Cut(string(b), ":"); ok {
-					out = append(out, authn.AuthConfig{Username: u, Password: p, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken})
-				}
-			}
-			return out
-		}
-		resolve := func(k *DockerConfigKeychain) authn.Authenticator {
-			a, err := k.Resolve(registryResource(registry))
-			if err != nil {
-				t.Fatalf("Resolve: %v", err)
-			}
-			return a
-		}
-		a := resolve(k)
-		if a == authn.Anonymous {
-			if _, ok := raw.Auths[registry]; ok {
-				t.Fatalf("registry %q is a key of the document, yet anonymous", registry)
-			}
-			return
-		}
-		got, err := a.Authorization()
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The credentials are those of a key naming this registry: the
-		// lexically first such key.
-		var keys []string
-		for key := range raw.Auths {
-			if normalizeRegistry(key) == normalizeRegistry(registry) {
-				keys = append(keys, key)
-			}
-		}
-		if len(keys) == 0 {
-			t.Fatalf("registry %q got credentials %+v, but no key names it", registry, *got)
-		}
-		first := slices.Min(keys)
-		if !slices.Contains(named(first), *got) {
-			t.Fatalf("registry %q got %+v, not the credentials of %q (%+v)", registry, *got, first, named(first))
-		}
-		// Every parse answers the same.
-		k2, err := NewDockerConfigKeychain(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if again, _ := resolve(k2).Authorization(); again == nil || *again != *got {
-			t.Fatalf("second parse answered %+v, first %+v", again, *got)
-		}
-	})
-}
 
 // A model script builds a model directory, one operation a line:
 //

@@ -68,6 +68,11 @@ type Receiver struct {
 	// kubernetes.io/tls Secret): deliveries are then taken over HTTPS, and
 	// a renewed certificate is picked up without a restart.
 	CertDir string
+	// Relay, when set, makes the receiver run on every replica: a standby
+	// (Elected still open) forwards deliveries to the leader through it.
+	// Without it the receiver runs on the leader only.
+	Relay   *Relay
+	Elected <-chan struct{}
 }
 
 // ServeHTTP handles one delivery. Refusals say only "refused": the sender
@@ -104,6 +109,17 @@ func (w *Receiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !mlflow.ModelEvents[ev.Event()] {
+		rw.WriteHeader(http.StatusAccepted)
+		return
+	}
+	if !w.leading() {
+		if err := w.Relay.Forward(r.Context(), ev.Data.Name); err != nil {
+			w.Log.Error(err, "Cannot relay a webhook delivery to the leader", "model", ev.Data.Name)
+			http.Error(rw, "cannot relay the delivery", http.StatusServiceUnavailable)
+			return
+		}
+		w.Log.Info("Webhook delivery relayed to the leader", "event", ev.Event(), "model", ev.Data.Name, "modelVersion", ev.Data.Version,
+			"deliveryID", r.Header.Get(mlflow.HeaderDeliveryID))
 		rw.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -184,7 +200,20 @@ func (w *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// NeedLeaderElection: only the leader reconciles, so only the leader takes
-// deliveries (a standby refuses connections, which MLflow retries, and
-// polling covers the rest).
-func (w *Receiver) NeedLeaderElection() bool { return true }
+// leading tells whether this replica acts on deliveries itself.
+func (w *Receiver) leading() bool {
+	if w.Relay == nil || w.Elected == nil {
+		return true
+	}
+	select {
+	case <-w.Elected:
+		return true
+	default:
+		return false
+	}
+}
+
+// NeedLeaderElection: with a Relay every replica takes deliveries (the
+// Service selects them all); without one only the leader does, and a
+// standby refuses connections (MLflow retries; polling covers the rest).
+func (w *Receiver) NeedLeaderElection() bool { return w.Relay == nil }
