@@ -97,7 +97,7 @@ endif
 # Unit tests: every package's own tests; they need nothing built and run
 # with the race detector. The other packages are suites on real parts.
 UNIT_PKGS = ./api/... ./internal/... ./test/config/argocd/... ./test/architecture/...
-SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /internal/ -e /api/ -e /test/config/argocd -e /test/architecture)
+SUITE_PKGS = $$(go list ./... | grep -v -e /test/e2e -e /test/install -e /internal/ -e /api/ -e /test/config/argocd -e /test/architecture)
 
 .PHONY: test
 test: manifests generate fmt vet controlplane pythonenv registry $(REAL_NODE_DEPS) $(TEST_DEPS) ## Run every test: unit, integration (real kube-apiserver + etcd, MLflow server, registry), then the end-to-end suite on a local cluster.
@@ -109,10 +109,13 @@ test: manifests generate fmt vet controlplane pythonenv registry $(REAL_NODE_DEP
 # cluster, MLflow, a registry and the operator binary, and should not share
 # the two cores with the envtest suites. -count=1: its results depend on
 # processes and binaries go test cannot see.
-E2E_TEST = MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" E2E_REQUIRE_REAL_NODE=$(REQUIRE_REAL_NODE) go test ./test/e2e/ -count=1 -timeout 40m -v $(GOTESTFLAGS)
+# test/install then installs the operator's own image as a pod, from the
+# release bundle and the Helm chart (the real node only). -p 1: one cluster
+# at a time.
+E2E_TEST = MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" E2E_REQUIRE_REAL_NODE=$(REQUIRE_REAL_NODE) $(TEST_ENV) go test -p 1 ./test/e2e/ ./test/install/ -count=1 -timeout 50m -v $(GOTESTFLAGS)
 
 .PHONY: test-e2e
-test-e2e: manifests controlplane pythonenv registry $(REAL_NODE_DEPS) ## Only the end-to-end suite (operator binary on a local cluster with a real node, real MLflow, registry).
+test-e2e: manifests controlplane pythonenv registry $(REAL_NODE_DEPS) $(TEST_DEPS) ## Only the end-to-end suite (operator binary on a local cluster with a real node, real MLflow, registry).
 	$(E2E_TEST)
 
 .PHONY: test-unit

@@ -27,6 +27,10 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/controllers"
 )
 
+// version is the operator's release, stamped by the image build
+// (hack/operator-image: -X main.version=...); "dev" otherwise.
+var version = "dev"
+
 func main() {
 	var (
 		metricsAddr, probeAddr string
@@ -174,7 +178,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("Starting the manager")
+	log.Info("Starting the manager", "version", version)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/realnode"
 	"math/big"
 	"net"
 	"os"
@@ -77,7 +78,9 @@ func newPKI(dir string) (*pki, error) {
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+		// The real node's pods reach it at the kubernetes Service's IP, its
+		// endpoint at the node's IP.
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1"), net.ParseIP(realnode.NodeIP)},
 	}, p.serverCert, p.serverKey); err != nil {
 		return nil, err
 	}

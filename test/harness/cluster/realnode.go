@@ -104,7 +104,12 @@ func (r *realNode) apiserverArgs(pk *pki) ([]string, error) {
 	if r.node, err = pk.node(RealNodeName, realnode.NodeIP); err != nil {
 		return nil, err
 	}
-	return []string{"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+	// Pods reach the API server (the operator's pod, in-cluster clients)
+	// through the kubernetes Service: it listens on the node's IP too, and
+	// its endpoint is kept (these flags come after, and win over, the
+	// loopback-only defaults). The node's IP exists only in the namespace.
+	return []string{"--bind-address=0.0.0.0", "--advertise-address=" + realnode.NodeIP, "--endpoint-reconciler-type=lease",
+		"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
 		"--kubelet-client-certificate=" + r.node.apiserverClientCert, "--kubelet-client-key=" + r.node.apiserverClientKey,
 		"--kubelet-certificate-authority=" + pk.caCert, "--kubelet-preferred-address-types=InternalIP"}, nil
 }
