@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -202,9 +203,12 @@ func TestCredentialsFromSecretNeverInStatus(t *testing.T) {
 
 	// An unreachable server with the same credentials: the error must not
 	// carry them either.
-	m := get(t, md)
-	m.Spec.MLflow.TrackingURI = "http://127.0.0.1:1"
-	if err := k8s.Update(context.Background(), m); err != nil {
+	// The operator writes status meanwhile: retry on a conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		m := get(t, md)
+		m.Spec.MLflow.TrackingURI = "http://127.0.0.1:1"
+		return k8s.Update(context.Background(), m)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "unreachable", func() error { return notResolved(get(t, md), v1alpha1.ReasonMLflowUnreachable) })
