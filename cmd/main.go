@@ -54,6 +54,7 @@ func main() {
 		maxModelDepth          int
 		tempDir                string
 		watchNamespaces        string
+		notifications          bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to clients that the API server authenticates and authorizes.")
@@ -90,6 +91,8 @@ func main() {
 	flag.StringVar(&tempDir, "temp-dir", os.TempDir(), "Folder for model downloads and layer files; needs about twice the largest model's size per build worker.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces whose ModelDeployments the operator handles (a namespace-scoped install: Roles in those namespaces instead of a ClusterRole). Empty: every namespace.")
+	flag.BoolVar(&notifications, "notifications", true,
+		"Send the notifications that ConfigMap mlflow-operator-notifications-cm in the operator's namespace configures and ModelDeployments' annotations subscribe to (Slack, Teams, signed webhooks). Without the ConfigMap nothing is sent.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -150,7 +153,10 @@ func main() {
 		BuildsPerNamespace: buildsPerNamespace, BuildTimeout: buildTimeout, RegistryGrants: grants, WebhookCertDir: webhookCertDir,
 		// The downward API sets POD_NAMESPACE (config/manager); the serving
 		// pods' NetworkPolicies then admit the operator's smoke tests.
-		OperatorNamespace: os.Getenv("POD_NAMESPACE")}
+		OperatorNamespace: os.Getenv("POD_NAMESPACE"), Notifications: notifications}
+	if notifications && setup.OperatorNamespace == "" {
+		log.Info("POD_NAMESPACE is not set: notifications are off (their ConfigMap is read from the operator's namespace)")
+	}
 	setup.RegistryClouds, setup.ACRHostSuffixes = controllers.SplitList(registryClouds), controllers.SplitList(acrHostSuffixes)
 	if webhookAddr != "0" && webhookAddr != "" {
 		secret, err := os.ReadFile(webhookSecretFile)

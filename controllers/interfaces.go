@@ -44,3 +44,9 @@ type SmokeTester interface {
 	// when it answers 2xx JSON with predictions.
 	Test(ctx context.Context, pod *corev1.Pod, port int32, path string, body []byte, timeout time.Duration) error
 }
+
+// Notifier tells the people who subscribed to a ModelDeployment's rollout
+// about an event recorded on it (internal/notify). It never blocks.
+type Notifier interface {
+	Notify(md *v1alpha1.ModelDeployment, eventType string, reason v1alpha1.Reason, action v1alpha1.EventAction, note string)
+}

@@ -69,6 +69,10 @@ type ModelDeploymentReconciler struct {
 	// now (MLflow webhooks, finished builds).
 	Triggers <-chan event.GenericEvent
 
+	// Notifier, when set, hears every event recorded on a ModelDeployment
+	// (notifications to Slack, Teams, webhooks).
+	Notifier Notifier
+
 	// Clock; the real one when nil.
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles; 1 when zero.
@@ -305,10 +309,15 @@ func setCondition(md *v1alpha1.ModelDeployment, t string, st metav1.ConditionSta
 	return status.SetCondition(&md.Status.Conditions, md.Generation, t, st, reason, msg)
 }
 
-// event records an event when the reconciler has a recorder.
+// event records an event when the reconciler has a recorder, and hands it
+// to the notifier.
 func (r *ModelDeploymentReconciler) event(md *v1alpha1.ModelDeployment, eventType string, reason v1alpha1.Reason, action v1alpha1.EventAction, note string) {
+	note = text.Shorten(note, maxMessage)
 	if r.Recorder != nil {
-		r.Recorder.Eventf(md, nil, eventType, string(reason), string(action), "%s", text.Shorten(note, maxMessage))
+		r.Recorder.Eventf(md, nil, eventType, string(reason), string(action), "%s", note)
+	}
+	if r.Notifier != nil {
+		r.Notifier.Notify(md, eventType, reason, action, note)
 	}
 }
 

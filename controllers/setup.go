@@ -25,6 +25,7 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/internal/builds"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
+	"github.com/mlflow-operator/mlflow-operator/internal/notify"
 	"github.com/mlflow-operator/mlflow-operator/internal/registryauth"
 	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
@@ -93,6 +94,10 @@ type Options struct {
 	// app.kubernetes.io/name=mlflow-operator in that namespace) through every
 	// NetworkPolicy, for the smoke test.
 	OperatorNamespace string
+	// Notifications turns on the notifications configured in
+	// OperatorNamespace (internal/notify; docs/notifications.md). Needs
+	// OperatorNamespace.
+	Notifications bool
 }
 
 // RegistryGrant lets the builds of Namespace ("*": every namespace) use the
@@ -232,6 +237,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": o.OperatorNamespace}},
 			PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "mlflow-operator"}},
 		}
+	}
+	if o.Notifications && o.OperatorNamespace != "" {
+		log := mgr.GetLogger().WithName("notifications")
+		n := notify.New(notify.Options{Log: log,
+			Source: &notify.KubeSource{Reader: mgr.GetAPIReader(), Namespace: o.OperatorNamespace, Log: log}})
+		if err := mgr.Add(n); err != nil {
+			return nil, err
+		}
+		r.Notifier = n
 	}
 	if r.Images == nil {
 		builder := o.Builder
