@@ -335,7 +335,8 @@ func TestInstall(t *testing.T) {
 		waitReady(t, md, "3", 4*time.Minute)
 		t.Logf("MEASURED alias moved -> Ready on v3, delivered to the standby %s and relayed: %s", standby.Name, time.Since(moved).Round(time.Second))
 		if logs := kubectl(t, "logs", "-n", opNS, standby.Name); !strings.Contains(logs, "relayed to the leader") {
-			t.Errorf("the standby did not relay a delivery:\n%s", logs)
+			previous, _ := st.KubectlRun("logs", "-n", opNS, "--previous", "--tail=60", standby.Name)
+			t.Errorf("the standby did not relay a delivery (pods: %s):\n%s\nprevious container:\n%s", podStates(opNS), logs, previous)
 		}
 
 		// team-c is not watched: its ModelDeployment was never touched.
