@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -236,6 +237,21 @@ func (c *Cluster) ForgetNodeImage(ctx context.Context, manifestDigest string) er
 	}
 	if len(names) == 0 {
 		return fmt.Errorf("the node has no image with manifest %s:\n%s", manifestDigest, out)
+	}
+	// The kubelet keeps dead containers a while after their pods went;
+	// their snapshots hold the image's unpacked layers, and a pull skips
+	// the layers it finds unpacked. They go first.
+	if out, err = ctr("containers", "list"); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.Contains(f[1], manifestDigest) && !slices.Contains(names, f[1]) {
+			continue
+		}
+		if _, err := ctr("containers", "delete", f[0]); err != nil {
+			return fmt.Errorf("a container of the image still runs: %w", err)
+		}
 	}
 	_, err = ctr(append([]string{"images", "remove", "--sync"}, names...)...)
 	return err
