@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
@@ -197,6 +198,24 @@ func modelDeployment(t *testing.T, ns, model string, poll time.Duration) *v1alph
 
 func ptr[T any](v T) *T { return &v }
 
+// containerPort is the number behind a Service's targetPort on pod (the
+// chart names its ports).
+func containerPort(t *testing.T, pod *corev1.Pod, target intstr.IntOrString) int32 {
+	t.Helper()
+	if target.Type == intstr.Int {
+		return target.IntVal
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == target.StrVal {
+				return p.ContainerPort
+			}
+		}
+	}
+	t.Fatalf("pod %s has no port named %q", pod.Name, target.StrVal)
+	return 0
+}
+
 func waitReady(t *testing.T, md *v1alpha1.ModelDeployment, version string, timeout time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, timeout, md.Namespace+"/"+md.Name+" Ready on version "+version, func() error {
@@ -303,7 +322,6 @@ func TestInstall(t *testing.T) {
 		url := fmt.Sprintf("http://%s:%d/webhooks/mlflow", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
 		hook := register(t, mlflowserver.Op{"op": "create_webhook", "name": "charted", "url": url, "secret": stack.WebhookSecret,
 			"events": []string{"model_version_alias.created"}})
-		_ = hook
 
 		// An hour between polls: only webhooks move the versions.
 		md := modelDeployment(t, "team-b", "charted", time.Hour)
@@ -316,7 +334,10 @@ func TestInstall(t *testing.T) {
 		t.Logf("MEASURED alias moved -> Ready on v2 through the webhook Service (2 replicas): %s", time.Since(moved).Round(time.Second))
 
 		// A delivery that reaches the standby (the Service may pick
-		// either): MLflow's webhook now names the standby pod itself.
+		// either): MLflow's webhook now names the standby pod itself, and
+		// the Service's webhook goes, so that v3 can only arrive through
+		// the relay (MLflow delivers in the background, in no set order).
+		register(t, mlflowserver.Op{"op": "delete_webhook", "webhook_id": hook[0].WebhookID})
 		leader := leaderPod(t, opNS)
 		pods := waitAvailable(t, opNS, "mlflow-operator", 2)
 		var standby *corev1.Pod
@@ -328,7 +349,7 @@ func TestInstall(t *testing.T) {
 		if standby == nil || leader == "" {
 			t.Fatalf("no standby: leader %q, pods %d", leader, len(pods))
 		}
-		register(t, mlflowserver.Op{"op": "create_webhook", "name": "standby", "url": fmt.Sprintf("http://%s:%d/webhooks/mlflow", standby.Status.PodIP, svc.Spec.Ports[0].TargetPort.IntValue()),
+		register(t, mlflowserver.Op{"op": "create_webhook", "name": "standby", "url": fmt.Sprintf("http://%s:%d/webhooks/mlflow", standby.Status.PodIP, containerPort(t, standby, svc.Spec.Ports[0].TargetPort)),
 			"secret": stack.WebhookSecret, "events": []string{"model_version_alias.created"}})
 		moved = time.Now()
 		register(t, mlflowserver.Op{"op": "set_alias", "model": "charted", "alias": "champion", "version": "3"})

@@ -15,6 +15,8 @@ Operations:
   {"op": "delete_alias", "model": NAME, "alias": A}
   {"op": "transition", "model": NAME, "version": V, "stage": S}
   {"op": "create_webhook", "name": N, "url": U, "secret": S, "events": [E, ...]}
+      -> {webhook_id}
+  {"op": "delete_webhook", "webhook_id": ID}
   {"op": "create_user", "username": U, "password": P}   (basic-auth servers)
   {"op": "register_foreign_source", "model": NAME, "artifact_root": URI, "via": "source"|"run"}
       registers a version whose files MLflow says are below URI (e.g.
@@ -239,6 +241,9 @@ def run_op(op, client):
             name=op["name"], url=op["url"], events=op["events"], secret=op.get("secret")
         )
         return {"webhook_id": wh.webhook_id}
+    if kind == "delete_webhook":
+        client.delete_webhook(op["webhook_id"])
+        return {}
     if kind == "create_user":
         from mlflow.server.auth.client import AuthServiceClient
 
