@@ -35,9 +35,10 @@ func TestBuildMetrics(t *testing.T) {
 		case "slow":
 			select {
 			case <-block:
+				return &Result{Image: "reg/models/slow@sha256:1"}, nil
 			case <-ctx.Done():
+				return nil, ctx.Err()
 			}
-			return nil, ctx.Err()
 		}
 		return &Result{Image: "reg/models/new@sha256:1", PushedBytes: 1234}, nil
 	}}
