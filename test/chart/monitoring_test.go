@@ -2,8 +2,10 @@ package chart
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -91,5 +93,29 @@ func TestServiceMonitorMatchesConfig(t *testing.T) {
 	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
 	if len(ports) != 1 || ports[0].(map[string]any)["name"] != "https" {
 		t.Errorf("config's metrics Service ports %v, want one named https", ports)
+	}
+}
+
+// TestConfigPrometheusApplies: `kustomize build config/prometheus` gives a
+// ServiceMonitor and a PrometheusRule the API server accepts (with the
+// stand-in CRDs), in the operator's namespace. It needs KUSTOMIZE.
+func TestConfigPrometheusApplies(t *testing.T) {
+	kustomize := os.Getenv("KUSTOMIZE")
+	if kustomize == "" {
+		t.Skip("KUSTOMIZE is not set: run `make test` or `make chart-test`")
+	}
+	c := apiServer(t)
+	out, err := exec.Command(kustomize, "build", filepath.Join(procs.RepoRoot(), "config", "prometheus")).Output()
+	if err != nil {
+		t.Fatalf("kustomize build config/prometheus: %v", err)
+	}
+	objs := parse(t, string(out))
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		if o := one(t, objs, kind); o.GetNamespace() != releaseNS || !strings.HasPrefix(o.GetName(), "mlflow-operator-") {
+			t.Errorf("%s %s/%s: want it in %s, named mlflow-operator-...", kind, o.GetNamespace(), o.GetName(), releaseNS)
+		}
+	}
+	if w := dryRunApply(t, c, objs); len(w) > 0 {
+		t.Errorf("the API server warned: %v", w)
 	}
 }
