@@ -5,6 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
 
@@ -52,6 +53,7 @@ func (r *ModelDeploymentReconciler) recordFailure(s *scope, v v1alpha1.ModelVers
 		}
 	}
 	md.Status.FailedVersions = out
+	s.onCommit(func() { metrics.VersionHeld(string(reason)) })
 	r.endHistory(s, v.Image, outcome, reason)
 }
 
@@ -75,6 +77,7 @@ func (r *ModelDeploymentReconciler) endHistory(s *scope, image string, outcome v
 		if h.Image == image && h.Outcome == v1alpha1.OutcomeInProgress {
 			end := metav1.NewTime(s.now)
 			h.End, h.Outcome, h.Reason = &end, outcome, reason
+			s.rolloutEnded(outcome)
 			return
 		}
 	}

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 	"github.com/mlflow-operator/mlflow-operator/internal/status"
 	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
@@ -77,6 +78,11 @@ type ModelDeploymentReconciler struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles; 1 when zero.
 	MaxConcurrentReconciles int
+
+	// changes are the registry changes on their way to Ready, for the
+	// promotion latency metric (SetupWithManager makes it; nil measures
+	// nothing).
+	changes *registryChanges
 }
 
 // scope is what one reconcile knows: the object, the clock, and what each
@@ -106,6 +112,8 @@ type scope struct {
 	waiting *status.Outcome
 	// requeueAfter is the shortest wait any step asked for.
 	requeueAfter time.Duration
+	// commits are the metrics recorded once this pass's status is written.
+	commits []func()
 	// base is the object as last read or written, for the status patch.
 	base *v1alpha1.ModelDeployment
 }
@@ -162,17 +170,24 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
+			r.forgetSeries(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if undecodable != nil {
 		r.forget(req.NamespacedName)
-		return ctrl.Result{}, r.reportUndecodable(ctx, undecodable, decodeErr)
+		if err := r.reportUndecodable(ctx, undecodable, decodeErr); err != nil {
+			return ctrl.Result{}, err
+		}
+		observeUndecodable(undecodable)
+		return ctrl.Result{}, nil
 	}
 	if !md.DeletionTimestamp.IsZero() {
 		// The owned objects carry controller owner references: the garbage
-		// collector removes them. A build of the object stops now.
+		// collector removes them. A build of the object stops now, and its
+		// metrics go.
 		r.forget(req.NamespacedName)
+		r.forgetSeries(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("modelDeployment", klog.KObj(md))
@@ -185,10 +200,13 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.summarize(s)
 		// Optimistic lock: a status written by a reconcile that read an
 		// older object is refused, and the reconcile runs again.
-		if perr := r.Status().Patch(ctx, md, client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{})); perr != nil && !apierrors.IsNotFound(perr) {
-			if err == nil {
-				err = perr
-			}
+		perr := r.Status().Patch(ctx, md, client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case perr == nil:
+			s.committed()
+			observeObject(md)
+		case !apierrors.IsNotFound(perr) && err == nil:
+			err = perr
 		}
 		if err == nil {
 			result = ctrl.Result{RequeueAfter: s.requeueAfter}
@@ -234,9 +252,10 @@ func (r *ModelDeploymentReconciler) suspended(ctx context.Context, md *v1alpha1.
 	// status.observedGeneration stays: a spec change made while suspended
 	// is not handled until reconciliation resumes.
 	status.SetSuspended(&md.Status.Conditions, md.Generation, msg)
-	if err := r.Status().Patch(ctx, md, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-		return err
+	if err := r.Status().Patch(ctx, md, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(err)
 	}
+	observeObject(md)
 	return nil
 }
 
@@ -247,6 +266,13 @@ func (r *ModelDeploymentReconciler) forget(key types.NamespacedName) {
 	}
 }
 
+// forgetSeries removes a deleted object's metrics and what was kept for
+// them.
+func (r *ModelDeploymentReconciler) forgetSeries(key types.NamespacedName) {
+	metrics.Forget(key.Namespace, key.Name)
+	r.changes.drop(key)
+}
+
 // persist writes the status now, before a step changes the cluster on its
 // strength (a promotion, a rollback): an operator stopped right after finds
 // the decision recorded, not just its effect.
@@ -255,6 +281,7 @@ func (r *ModelDeploymentReconciler) persist(ctx context.Context, s *scope) error
 		return fmt.Errorf("failed to record the rollout decision: %w", err)
 	}
 	s.base = s.md.DeepCopy()
+	s.committed()
 	return nil
 }
 
@@ -294,6 +321,7 @@ func (r *ModelDeploymentReconciler) summarize(s *scope) {
 	}
 	status.SetSummary(&md.Status.Conditions, md.Generation, o)
 	md.Status.ObservedGeneration = md.Generation
+	r.measurePromotion(s, o.Ready, o.Stalled)
 }
 
 func (r *ModelDeploymentReconciler) now() time.Time {
@@ -334,6 +362,9 @@ func podToModelDeployment(_ context.Context, o client.Object) []reconcile.Reques
 // and annotation changes, not its own status writes) and every object it owns,
 // so that drift is corrected as soon as it happens.
 func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.changes == nil {
+		r.changes = &registryChanges{}
+	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.Triggers != nil {
 		b = b.WatchesRawSource(source.Channel(r.Triggers, &handler.EnqueueRequestForObject{}))

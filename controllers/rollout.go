@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
 	"github.com/mlflow-operator/mlflow-operator/internal/status"
@@ -156,6 +157,7 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		msg := fmt.Sprintf("rolled back from version %s to version %s: %s", failed.Version, lg.Version, d.Message)
 		setCondition(md, v1alpha1.ConditionRolledBack, metav1.ConditionTrue, d.Reason, msg)
 		r.event(md, corev1.EventTypeWarning, v1alpha1.ReasonRolledBack, v1alpha1.ActionRollback, msg)
+		s.onCommit(func() { metrics.RolledBack(string(d.Reason)) })
 		s.fail(status.Outcome{Stalled: true, Reason: d.Reason, Message: d.Message})
 
 	case rollout.ActionMarkFailed:
@@ -191,9 +193,6 @@ func (r *ModelDeploymentReconciler) complete(s *scope, d rollout.Decision) {
 	if p == nil {
 		// The version serving already; nothing was being promoted.
 		return
-	}
-	if p.Since != nil {
-		promotionSeconds.WithLabelValues(md.Namespace, md.Name).Observe(s.now.Sub(p.Since.Time).Seconds())
 	}
 	now := metav1.NewTime(s.now)
 	md.Status.Serving = &v1alpha1.ServingVersionStatus{ModelVersionRef: p.ModelVersionRef, Since: &now}

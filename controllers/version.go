@@ -57,6 +57,7 @@ func (r *ModelDeploymentReconciler) reconcileVersion(ctx context.Context, s *sco
 		return true, nil
 	}
 
+	r.sawRegistryChange(s, v.Version, v.ChangedAt, answered)
 	if md.Status.Target == nil || md.Status.Target.Version != v.Version {
 		msg := fmt.Sprintf("%s of model %q is version %s", following, md.Spec.Model.Name, v.Version)
 		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonResolved, v1alpha1.ActionResolve, msg)

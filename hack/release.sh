@@ -83,13 +83,15 @@ trap 'rm -rf "$tmp"' EXIT
 # helm keeps its cache and configuration here, not in $HOME.
 export HELM_CACHE_HOME="$tmp/helm/cache" HELM_CONFIG_HOME="$tmp/helm/config" HELM_DATA_HOME="$tmp/helm/data"
 
-# 4. The chart must carry the CRDs and RBAC rules config/ has.
+# 4. The chart must carry the CRDs, RBAC rules and alerts config/ has.
 diff -r -q "$root/config/crd/bases" "$chart_src/crds" >/dev/null ||
   die "charts/mlflow-operator/crds differs from config/crd/bases: run make chart-sync and commit"
 for pair in role.yaml:manager-role.yaml leader_election_role.yaml:leader-election-role.yaml; do
   cmp -s "$root/config/rbac/${pair%%:*}" "$chart_src/files/${pair##*:}" ||
     die "charts/mlflow-operator/files/${pair##*:} differs from config/rbac/${pair%%:*}: run make chart-sync and commit"
 done
+cmp -s "$root/config/prometheus/alerts.yaml" "$chart_src/files/prometheus-rule.yaml" ||
+  die "charts/mlflow-operator/files/prometheus-rule.yaml differs from config/prometheus/alerts.yaml: run make chart-sync and commit"
 
 # 5. install.yaml: config/default through an overlay that pins the image and
 # labels every object with the version. The JSON patch checks that container

@@ -20,14 +20,16 @@ helm: ## Build helm from source into bin/tools (cached).
 # installs before the templates), the operator's generated ClusterRole
 # (files/manager-role.yaml, whose rules templates/rbac.yaml renders) and the
 # rules in its own namespace (files/leader-election-role.yaml: leader
-# election, the webhook relay). test/chart and hack/release.sh fail when
-# they differ from config/.
+# election, the webhook relay) and the alerts (files/prometheus-rule.yaml,
+# whose rules templates/prometheusrule.yaml renders). test/chart and
+# hack/release.sh fail when they differ from config/.
 .PHONY: chart-sync
-chart-sync: manifests ## Copy the generated CRDs and the RBAC rules from config/ into the Helm chart.
+chart-sync: manifests ## Copy the generated CRDs, the RBAC rules and the alerts from config/ into the Helm chart.
 	rm -f $(CHART_DIR)/crds/*.yaml
 	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
 	cp config/rbac/leader_election_role.yaml $(CHART_DIR)/files/leader-election-role.yaml
+	cp config/prometheus/alerts.yaml $(CHART_DIR)/files/prometheus-rule.yaml
 
 # make verify regenerates the chart's copies too, so a stale copy shows up
 # as a change.

@@ -90,7 +90,7 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	}
 	p.Log.V(1).Info("Built", "modelDeployment", j.key.String(), "image", res.Image, "seconds", time.Since(start).Seconds())
 	p.record(req, res)
-	out := &Result{Image: res.Image, Reused: res.Reused, Message: "pushed " + res.Image, Dependencies: deps}
+	out := &Result{Image: res.Image, Reused: res.Reused, Message: "pushed " + res.Image, Dependencies: deps, PushedBytes: res.PushedBytes}
 	if res.Reused {
 		out.Message = "reused " + res.Image
 	}

@@ -32,6 +32,7 @@ import (
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 )
 
@@ -51,6 +52,9 @@ type Result struct {
 	// Deferred: the last build failed before this operator process started
 	// (the status says how); it is tried again at RetryAt.
 	Deferred bool
+	// PushedBytes is what the build's push sent to the registry (0 when
+	// the image was reused).
+	PushedBytes int64
 }
 
 // Dependencies is the verdict of the dependency check.
@@ -398,7 +402,9 @@ func (p *Pool) next(ctx context.Context) (*job, context.Context) {
 // and records its outcome, unless it was dropped meanwhile.
 func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 	log := p.Log.WithValues("modelDeployment", j.key.String(), "modelVersion", j.version.Version)
+	start := time.Now()
 	res, err := p.run(jctx, j)
+	elapsed := time.Since(start)
 	stopped := jctx.Err() == context.Canceled
 	p.mu.Lock()
 	j.cancel()
@@ -413,6 +419,7 @@ func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 		// Superseded, forgotten, or the operator is stopping: nobody
 		// waits for this outcome.
 		p.mu.Unlock()
+		metrics.BuildFinished(metrics.BuildCanceled, elapsed, pushedBytes(res))
 		return
 	}
 	if res != nil {
@@ -432,6 +439,15 @@ func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 	}
 	md := j.md
 	p.mu.Unlock()
+	result := metrics.BuildFailed
+	switch {
+	case err != nil:
+	case res.Reused:
+		result = metrics.BuildReused
+	default:
+		result = metrics.BuildPushed
+	}
+	metrics.BuildFinished(result, elapsed, pushedBytes(res))
 	if p.Done != nil {
 		t := time.NewTimer(10 * time.Second)
 		defer t.Stop()
@@ -441,6 +457,14 @@ func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// pushedBytes is what res says its push sent, 0 without a result.
+func pushedBytes(res *Result) int64 {
+	if res == nil {
+		return 0
+	}
+	return res.PushedBytes
 }
 
 func (p *Pool) setPhase(j *job, phase string) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -103,6 +104,9 @@ type Result struct {
 	Reused bool
 	// Platforms built (1 for a single image).
 	Platforms int
+	// PushedBytes is what the push sent to the registry: request bodies,
+	// layers and manifests, without the blobs the registry held already.
+	PushedBytes int64
 }
 
 // Builder builds and pushes model images.
@@ -259,6 +263,8 @@ type build struct {
 	tag      name.Tag
 	pullOpts []remote.Option // to the base image's registry
 	pushOpts []remote.Option // to the repository's
+	// sent counts the bytes pushOpts' requests send.
+	sent *atomic.Int64
 
 	// Set by fetchBase.
 	base       *remote.Descriptor
@@ -285,10 +291,15 @@ func (b *Builder) start(ctx context.Context, req Request) (*build, error) {
 	if err != nil {
 		return nil, failure.New(failure.Invalid, failure.Build, "parse tag", err)
 	}
+	sent := &atomic.Int64{}
+	// The last WithTransport wins: the push's requests go through the
+	// counter.
+	pushOpts := append(b.remoteOptions(ctx, req.PushKeychain, req.Insecure),
+		remote.WithTransport(sentBytes{next: b.transport(req.Insecure), n: sent}))
 	return &build{
 		b: b, req: req, baseRef: baseRef, repo: repo, tag: tag,
 		pullOpts: b.remoteOptions(ctx, req.PullKeychain, req.Insecure),
-		pushOpts: b.remoteOptions(ctx, req.PushKeychain, req.Insecure),
+		pushOpts: pushOpts, sent: sent,
 	}, nil
 }
 

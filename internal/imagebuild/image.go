@@ -134,6 +134,7 @@ func (bd *build) push(t pushable, platforms int) (*Result, error) {
 	}
 	return &Result{
 		Image: bd.repo.Digest(d.String()).String(), Digest: d.String(), BaseDigest: bd.baseDigest, Platforms: platforms,
+		PushedBytes: bd.sent.Load(),
 	}, nil
 }
 

@@ -8,8 +8,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -170,4 +172,32 @@ func transportKind(te *transport.Error) failure.Kind {
 		}
 	}
 	return failure.Other
+}
+
+// sentBytes counts the bytes of request bodies a transport sends: what a
+// push uploads (layers and manifests; blobs the registry holds already are
+// not sent, mounted ones neither).
+type sentBytes struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (s sentBytes) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return s.next.RoundTrip(r)
+	}
+	counted := r.Clone(r.Context())
+	counted.Body = &countingBody{ReadCloser: r.Body, n: s.n}
+	return s.next.RoundTrip(counted)
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

@@ -118,6 +118,8 @@ type Client struct {
 	// allowed are the addresses the dial guard lets through although they
 	// are link-local or loopback.
 	allowed []*net.IPNet
+	// observer is told of every request (WithRequestObserver).
+	observer RequestObserver
 	// hosts maps host names to IP addresses before dialling: a stand-in
 	// for DNS in tests, so that the dial guard can be shown to judge the
 	// address a name resolves to. Nil outside tests.
@@ -256,6 +258,9 @@ func New(trackingURI string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 		rt = t
+	}
+	if c.observer != nil {
+		rt = observed{next: rt, observer: c.observer}
 	}
 	// The redirect policy holds whatever the transport: it is about what
 	// MLflow answers, not about how the bytes travel.

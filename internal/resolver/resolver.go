@@ -19,6 +19,7 @@ import (
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
 )
 
@@ -31,6 +32,10 @@ type ModelVersion struct {
 	// call when the answer was shared from another object's poll. Zero
 	// means now.
 	AnsweredAt time.Time
+	// ChangedAt, for an answer fetched because a webhook said the model
+	// changed (Invalidate), is the time the webhook gave; zero for an
+	// answer polling fetched.
+	ChangedAt time.Time
 }
 
 // Resolver resolves ModelDeployments against their MLflow tracking servers.
@@ -59,6 +64,9 @@ type Resolver struct {
 	mu      sync.Mutex
 	clients map[string]*mlflow.Client
 	answers map[string]cachedAnswer
+	// changed holds, for answers a webhook invalidated, when the model
+	// changed; the next answer fetched for the key carries it.
+	changed map[string]time.Time
 	flight  singleflight.Group
 }
 
@@ -84,6 +92,7 @@ func (r *Resolver) now() time.Time {
 func (r *Resolver) Resolve(ctx context.Context, md *v1alpha1.ModelDeployment) (ModelVersion, error) {
 	conn, err := r.connection(ctx, md)
 	if err != nil {
+		metrics.Resolved(err, metrics.SourceConfig)
 		return ModelVersion{}, err
 	}
 	ref := mlflow.Reference{Name: md.Spec.Model.Name, Alias: md.Spec.Model.Alias, Stage: md.Spec.Model.Stage, Version: md.Spec.Model.Version}
@@ -99,29 +108,39 @@ func (r *Resolver) Resolve(ctx context.Context, md *v1alpha1.ModelDeployment) (M
 		r.mu.Unlock()
 		v := a.version
 		v.AnsweredAt = a.at
+		metrics.Resolved(a.err, metrics.SourceCache)
 		return v, a.err
 	}
 	r.mu.Unlock()
 
+	asked := false
 	v, err, _ := r.flight.Do(key, func() (any, error) {
+		asked = true
 		c, err := r.client(conn)
 		if err != nil {
 			return ModelVersion{}, err
 		}
 		mv, err := c.Resolve(ctx, ref)
 		at := r.now()
-		out := ModelVersion{AnsweredAt: at}
-		if err == nil {
-			out = ModelVersion{Version: mv.Version, RunID: mv.RunID, Source: mv.Source, AnsweredAt: at}
-		}
 		r.mu.Lock()
+		defer r.mu.Unlock()
+		out := ModelVersion{AnsweredAt: at, ChangedAt: r.changed[key]}
+		delete(r.changed, key)
+		if err == nil {
+			out.Version, out.RunID, out.Source = mv.Version, mv.RunID, mv.Source
+		}
 		if r.answers == nil {
 			r.answers = map[string]cachedAnswer{}
 		}
 		r.answers[key] = cachedAnswer{model: ref.Name, version: out, err: err, at: at}
-		r.mu.Unlock()
 		return out, err
 	})
+	source := metrics.SourceCache
+	if asked {
+		// This call asked; the others waiting for it shared its answer.
+		source = metrics.SourceMLflow
+	}
+	metrics.Resolved(err, source)
 	return v.(ModelVersion), err
 }
 
@@ -150,13 +169,27 @@ func (r *Resolver) Example(ctx context.Context, md *v1alpha1.ModelDeployment, ve
 }
 
 // Invalidate drops the cached answers about a registered model, on every
-// server (a webhook delivery does not say which server sent it).
-func (r *Resolver) Invalidate(model string) {
+// server (a webhook delivery does not say which server sent it). changedAt,
+// when not zero, is when the model changed (the delivery's timestamp): the
+// next answer fetched for each dropped one carries it as ChangedAt.
+func (r *Resolver) Invalidate(model string, changedAt time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, a := range r.answers {
-		if a.model == model {
-			delete(r.answers, k)
+		if a.model != model {
+			continue
+		}
+		delete(r.answers, k)
+		if changedAt.IsZero() {
+			continue
+		}
+		if r.changed == nil {
+			r.changed = map[string]time.Time{}
+		}
+		// A later delivery before the next answer leaves the first time:
+		// the change was seen then.
+		if _, ok := r.changed[k]; !ok {
+			r.changed[k] = changedAt
 		}
 	}
 }
@@ -169,6 +202,11 @@ func (r *Resolver) Prune(maxAge time.Duration) {
 	for k, a := range r.answers {
 		if now.Sub(a.at) > maxAge {
 			delete(r.answers, k)
+		}
+	}
+	for k, at := range r.changed {
+		if now.Sub(at) > maxAge {
+			delete(r.changed, k)
 		}
 	}
 }
@@ -196,7 +234,10 @@ func (r *Resolver) client(conn connection) (*mlflow.Client, error) {
 	if c, ok := r.clients[key]; ok {
 		return c, nil
 	}
-	opts := append([]mlflow.Option{mlflow.WithAuth(conn.auth), mlflow.WithInsecureSkipVerify(conn.insecure)}, r.Options...)
+	// Every request is counted in the operator's metrics (Options may
+	// observe otherwise).
+	opts := append([]mlflow.Option{mlflow.WithAuth(conn.auth), mlflow.WithInsecureSkipVerify(conn.insecure),
+		mlflow.WithRequestObserver(metrics.MLflowRequest)}, r.Options...)
 	if conn.ca != nil {
 		opts = append(opts, mlflow.WithCA(conn.ca))
 	}

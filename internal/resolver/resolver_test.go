@@ -148,23 +148,34 @@ func TestAnswersExpireAndInvalidate(t *testing.T) {
 		t.Fatalf("after the cache time: %+v after %d requests", v, reg.calls.Load())
 	}
 	// A webhook about the model drops the answer at once.
+	// The answer fetched then carries when the webhook said the model
+	// changed; the answers after it do not.
 	reg.set("3")
-	r.Invalidate("iris")
-	if v := ask(); v.Version != "3" || reg.calls.Load() != 3 {
+	changed := clock.Now().Add(-3 * time.Second)
+	r.Invalidate("iris", changed)
+	r.Invalidate("iris", changed.Add(time.Second)) // a second delivery: the first saw the change
+	if v := ask(); v.Version != "3" || reg.calls.Load() != 3 || !v.ChangedAt.Equal(changed) {
 		t.Fatalf("after Invalidate: %+v after %d requests", v, reg.calls.Load())
 	}
-	r.Invalidate("another-model")
-	if ask(); reg.calls.Load() != 3 {
+	if v := ask(); !v.ChangedAt.Equal(changed) {
+		t.Fatalf("the shared answer lost its change time: %+v", v)
+	}
+	clock.SetTime(clock.Now().Add(time.Minute))
+	if v := ask(); reg.calls.Load() != 4 || !v.ChangedAt.IsZero() {
+		t.Fatalf("a polled answer after it: %+v after %d requests", v, reg.calls.Load())
+	}
+	r.Invalidate("another-model", clock.Now())
+	if ask(); reg.calls.Load() != 4 {
 		t.Fatal("invalidating another model dropped this one's answer")
 	}
 	// Prune forgets old answers (memory is bounded).
 	clock.SetTime(clock.Now().Add(2 * time.Hour))
 	r.Prune(time.Hour)
 	r.mu.Lock()
-	left := len(r.answers)
+	left := len(r.answers) + len(r.changed)
 	r.mu.Unlock()
 	if left != 0 {
-		t.Fatalf("%d answers left after pruning", left)
+		t.Fatalf("%d answers or change times left after pruning", left)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
 )
 
@@ -59,8 +61,9 @@ type Receiver struct {
 	Verifier *mlflow.WebhookVerifier
 	// Reader lists ModelDeployments by IndexModelName (the manager's cache).
 	Reader client.Reader
-	// Invalidate drops cached registry answers about a model.
-	Invalidate func(model string)
+	// Invalidate drops cached registry answers about a model that changed
+	// at the given time (the delivery's timestamp).
+	Invalidate func(model string, changedAt time.Time)
 	// Events receives one GenericEvent per ModelDeployment to reconcile.
 	Events chan<- event.GenericEvent
 	Log    logr.Logger
@@ -75,68 +78,97 @@ type Receiver struct {
 	Elected <-chan struct{}
 }
 
-// ServeHTTP handles one delivery. Refusals say only "refused": the sender
-// learns nothing about which check failed.
+// ServeHTTP handles one delivery and counts its result. Refusals say only
+// "refused": the sender learns nothing about which check failed.
 func (w *Receiver) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	metrics.Delivery(w.serve(rw, r))
+}
+
+// serve handles one delivery and returns its result (a metrics.Delivery*).
+func (w *Receiver) serve(rw http.ResponseWriter, r *http.Request) string {
 	if r.Method != http.MethodPost {
 		rw.Header().Set("Allow", http.MethodPost)
 		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		return metrics.DeliveryInvalid
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxBody))
 	if err != nil {
 		http.Error(rw, "body too large", http.StatusRequestEntityTooLarge)
-		return
+		return metrics.DeliveryInvalid
 	}
 	if err := w.Verifier.Verify(r.Header, body); err != nil {
 		// The reason, never the signature or the secret.
 		w.Log.Info("Refused a webhook delivery", "reason", err.Error(), "remote", r.RemoteAddr)
-		status := http.StatusUnauthorized
+		status, result := http.StatusUnauthorized, metrics.DeliveryInvalid
 		switch {
+		case errors.Is(err, mlflow.ErrWebhookBadSignature):
+			result = metrics.DeliveryBadSignature
+		case errors.Is(err, mlflow.ErrWebhookStale):
+			result = metrics.DeliveryStale
 		case errors.Is(err, mlflow.ErrWebhookReplayed):
 			// Already handled: a 2xx stops the sender's retries.
-			status = http.StatusOK
+			status, result = http.StatusOK, metrics.DeliveryReplayed
 		case errors.Is(err, mlflow.ErrWebhookBusy):
 			// Valid, but no room to remember it: the sender retries.
-			status = http.StatusServiceUnavailable
+			status, result = http.StatusServiceUnavailable, metrics.DeliveryBusy
 		}
 		http.Error(rw, "refused", status)
-		return
+		return result
 	}
 	ev, err := mlflow.ParseWebhookEvent(body)
 	if err != nil {
 		http.Error(rw, "invalid payload", http.StatusBadRequest)
-		return
+		return metrics.DeliveryInvalid
 	}
 	if !mlflow.ModelEvents[ev.Event()] {
 		rw.WriteHeader(http.StatusAccepted)
-		return
+		return metrics.DeliveryIgnored
 	}
+	changedAt := w.changedAt(r.Header)
 	if !w.leading() {
-		if err := w.Relay.Forward(r.Context(), ev.Data.Name); err != nil {
+		if err := w.Relay.Forward(r.Context(), ev.Data.Name, changedAt); err != nil {
 			w.Log.Error(err, "Cannot relay a webhook delivery to the leader", "model", ev.Data.Name)
 			http.Error(rw, "cannot relay the delivery", http.StatusServiceUnavailable)
-			return
+			return metrics.DeliveryError
 		}
 		w.Log.Info("Webhook delivery relayed to the leader", "event", ev.Event(), "model", ev.Data.Name, "modelVersion", ev.Data.Version,
 			"deliveryID", r.Header.Get(mlflow.HeaderDeliveryID))
 		rw.WriteHeader(http.StatusAccepted)
-		return
+		return metrics.DeliveryRelayed
 	}
-	n, err := w.enqueue(r.Context(), ev.Data.Name)
+	n, err := w.enqueue(r.Context(), ev.Data.Name, changedAt)
 	if err != nil {
 		w.Log.Error(err, "Cannot list ModelDeployments for a webhook", "model", ev.Data.Name)
 		http.Error(rw, "cannot list ModelDeployments", http.StatusServiceUnavailable)
-		return
+		return metrics.DeliveryError
 	}
 	w.Log.Info("Webhook delivery", "event", ev.Event(), "model", ev.Data.Name, "modelVersion", ev.Data.Version,
 		"deliveryID", r.Header.Get(mlflow.HeaderDeliveryID), "modelDeployments", n)
 	rw.WriteHeader(http.StatusAccepted)
+	if n == 0 {
+		return metrics.DeliveryUnknownModel
+	}
+	return metrics.DeliveryAccepted
 }
 
-func (w *Receiver) enqueue(ctx context.Context, model string) (int, error) {
+// changedAt is when the model changed, as a verified delivery says: its
+// signed timestamp, never later than now (the verifier accepts a little
+// clock skew either way).
+func (w *Receiver) changedAt(h http.Header) time.Time {
+	now := time.Now()
+	secs, err := strconv.ParseInt(h.Get(mlflow.HeaderTimestamp), 10, 64)
+	if err != nil {
+		return now
+	}
+	if at := time.Unix(secs, 0); at.Before(now) {
+		return at
+	}
+	return now
+}
+
+func (w *Receiver) enqueue(ctx context.Context, model string, changedAt time.Time) (int, error) {
 	if w.Invalidate != nil {
-		w.Invalidate(model)
+		w.Invalidate(model, changedAt)
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("ModelDeploymentList"))

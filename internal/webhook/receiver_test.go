@@ -64,12 +64,14 @@ func receiver(t *testing.T) (*Receiver, chan event.GenericEvent, *invalidated) {
 type invalidated struct {
 	mu     sync.Mutex
 	models []string
+	at     []time.Time
 }
 
-func (i *invalidated) add(m string) {
+func (i *invalidated) add(m string, at time.Time) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.models = append(i.models, m)
+	i.at = append(i.at, at)
 }
 
 func delivery(id, model string, sign []byte) *http.Request {

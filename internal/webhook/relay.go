@@ -38,10 +38,13 @@ const maxRelayEntries = 256
 // maxModelName bounds a model name the relay carries; MLflow's are short.
 const maxModelName = 1024
 
-// relayEntry is one model's latest change, as the relay stores it.
+// relayEntry is one model's latest change, as the relay stores it: when
+// the standby relayed it (At), and when the model changed as the delivery
+// said (Changed; absent in entries of older operators).
 type relayEntry struct {
-	Model string    `json:"model"`
-	At    time.Time `json:"at"`
+	Model   string    `json:"model"`
+	At      time.Time `json:"at"`
+	Changed time.Time `json:"changed,omitzero"`
 }
 
 // relayKey is the ConfigMap key of a model: model names may hold
@@ -69,12 +72,13 @@ func (r *Relay) now() time.Time {
 	return time.Now().UTC()
 }
 
-// Forward records that model changed now.
-func (r *Relay) Forward(ctx context.Context, model string) error {
+// Forward records that model changed at changedAt (the delivery's
+// timestamp).
+func (r *Relay) Forward(ctx context.Context, model string, changedAt time.Time) error {
 	if len(model) > maxModelName {
 		return fmt.Errorf("model name of %d bytes is too long to relay", len(model))
 	}
-	value, err := json.Marshal(relayEntry{Model: model, At: r.now()})
+	value, err := json.Marshal(relayEntry{Model: model, At: r.now(), Changed: changedAt.UTC()})
 	if err != nil {
 		return err
 	}
@@ -180,22 +184,26 @@ func (l *RelayListener) changed(ctx context.Context, obj any) {
 	if !ok || cm.Name != RelayName || cm.Namespace != l.Namespace {
 		return
 	}
-	for _, model := range l.fresh(cm.Data) {
-		n, err := l.Receiver.enqueue(ctx, model)
+	for _, e := range l.fresh(cm.Data) {
+		changed := e.Changed
+		if changed.IsZero() {
+			changed = e.At
+		}
+		n, err := l.Receiver.enqueue(ctx, e.Model, changed)
 		if err != nil {
-			l.Log.Error(err, "Cannot list ModelDeployments for a relayed webhook", "model", model)
+			l.Log.Error(err, "Cannot list ModelDeployments for a relayed webhook", "model", e.Model)
 			continue
 		}
-		l.Log.Info("Relayed webhook delivery", "model", model, "modelDeployments", n)
+		l.Log.Info("Relayed webhook delivery", "model", e.Model, "modelDeployments", n)
 	}
 }
 
-// fresh returns the models whose entry changed since last seen, and
-// remembers the entries.
-func (l *RelayListener) fresh(data map[string]string) []string {
+// fresh returns the entries that changed since last seen, by model name,
+// and remembers them.
+func (l *RelayListener) fresh(data map[string]string) []relayEntry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var models []string
+	var entries []relayEntry
 	for k, v := range data {
 		if l.seen[k] == v {
 			continue
@@ -205,7 +213,7 @@ func (l *RelayListener) fresh(data map[string]string) []string {
 		if err := json.Unmarshal([]byte(v), &e); err != nil || e.Model == "" || len(e.Model) > maxModelName || relayKey(e.Model) != k {
 			continue
 		}
-		models = append(models, e.Model)
+		entries = append(entries, e)
 	}
 	// The seen map follows the ConfigMap's entries: it never grows past it.
 	for k := range l.seen {
@@ -213,6 +221,6 @@ func (l *RelayListener) fresh(data map[string]string) []string {
 			delete(l.seen, k)
 		}
 	}
-	sort.Strings(models)
-	return models
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Model < entries[j].Model })
+	return entries
 }

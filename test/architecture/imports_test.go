@@ -6,7 +6,9 @@
 package architecture
 
 import (
+	"errors"
 	"go/build"
+	"io/fs"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -60,15 +62,24 @@ func TestImportRules(t *testing.T) {
 			dir                string
 			allowed, forbidden []string
 		}{"internal/" + p, []string{"api/v1alpha1", "internal/text"},
-			[]string{"sigs.k8s.io/controller-runtime", "k8s.io/client-go", "net/http", "net"}})
+			[]string{"sigs.k8s.io/controller-runtime", "k8s.io/client-go", "net/http", "net", "github.com/prometheus"}})
 	}
 	for _, p := range adapters {
 		rules = append(rules, struct {
 			dir                string
 			allowed, forbidden []string
 		}{"internal/" + p, []string{"internal/failure", "internal/text"},
-			[]string{"sigs.k8s.io/controller-runtime", "k8s.io/client-go"}})
+			[]string{"sigs.k8s.io/controller-runtime", "k8s.io/client-go", "github.com/prometheus"}})
 	}
+	// The metrics are defined in one place, which depends on nothing of
+	// ours but the error vocabulary (its result labels).
+	rules = append(rules, struct {
+		dir                string
+		allowed, forbidden []string
+	}{"internal/metrics", []string{"internal/failure"}, nil}, struct {
+		dir                string
+		allowed, forbidden []string
+	}{"internal/metrics/metricstest", []string{}, nil})
 	for _, p := range []string{"resolver", "builds", "webhook"} {
 		rules = append(rules, struct {
 			dir                string
@@ -95,5 +106,49 @@ func TestImportRules(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPrometheusOnlyInMetrics: internal/metrics alone defines metrics; the
+// packages that record them call it, so no other package imports the
+// Prometheus client (tests may, to read them back).
+func TestPrometheusOnlyInMetrics(t *testing.T) {
+	root := repoRoot()
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		if rel != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || rel == "bin" || rel == "dist") {
+			return filepath.SkipDir
+		}
+		pkg, err := build.ImportDir(path, 0)
+		var noGo *build.NoGoError
+		if errors.As(err, &noGo) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		checked++
+		if rel == "internal/metrics" || strings.HasPrefix(rel, "internal/metrics/") {
+			return nil
+		}
+		for _, imp := range pkg.Imports {
+			if strings.HasPrefix(imp, "github.com/prometheus/") {
+				t.Errorf("%s imports %s: metrics belong in internal/metrics", rel, imp)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 20 {
+		t.Fatalf("checked only %d packages", checked)
 	}
 }

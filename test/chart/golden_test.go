@@ -81,11 +81,12 @@ func firstDifference(want, got string) string {
 
 // TestChartInSync: the chart's copies of files of config/ are current: the
 // CRDs helm installs from crds/, the rules of the generated ClusterRole that
-// templates/rbac.yaml renders, and the rules in the operator's own namespace
-// (leader election, webhook relay).
+// templates/rbac.yaml renders, the rules in the operator's own namespace
+// (leader election, webhook relay), and the alerts templates/prometheusrule.yaml
+// renders.
 func TestChartInSync(t *testing.T) {
 	root := procs.RepoRoot()
-	const fix = "run `make chart-sync` (it copies config/crd/bases, config/rbac/role.yaml and config/rbac/leader_election_role.yaml into the chart) and commit"
+	const fix = "run `make chart-sync` (it copies config/crd/bases, config/rbac/role.yaml, config/rbac/leader_election_role.yaml and config/prometheus/alerts.yaml into the chart) and commit"
 	bases, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
 	if err != nil || len(bases) == 0 {
 		t.Fatalf("no CRDs in config/crd/bases: %v", err)
@@ -121,4 +122,5 @@ func TestChartInSync(t *testing.T) {
 	}
 	same(filepath.Join(root, "config", "rbac", "role.yaml"), filepath.Join(chartDir, "files", "manager-role.yaml"))
 	same(filepath.Join(root, "config", "rbac", "leader_election_role.yaml"), filepath.Join(chartDir, "files", "leader-election-role.yaml"))
+	same(filepath.Join(root, "config", "prometheus", "alerts.yaml"), filepath.Join(chartDir, "files", "prometheus-rule.yaml"))
 }

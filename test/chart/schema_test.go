@@ -16,6 +16,8 @@ func TestBadValuesRefused(t *testing.T) {
 	}{
 		{"misspelt key", "replicas: 2", "additional properties 'replicas' not allowed"},
 		{"misspelt nested key", "metrics:\n  serviceMonitor:\n    enable: true", "/metrics/serviceMonitor"},
+		{"misspelt rule key", "metrics:\n  prometheusRule:\n    enable: true", "/metrics/prometheusRule"},
+		{"rule label not text", "metrics:\n  prometheusRule:\n    labels:\n      release: [a]", "/metrics/prometheusRule/labels/release"},
 		{"no replica", "replicaCount: 0", "/replicaCount"},
 		{"replicas as text", "replicaCount: two", "/replicaCount"},
 		{"short digest", "image:\n  digest: sha256:abc", "/image/digest"},
