@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 )
 
 // staticSource is a configuration that does not change.
@@ -68,7 +69,7 @@ func start(t *testing.T, src ConfigSource, mutate ...func(*Options)) *started {
 	t.Helper()
 	lb := &logBuf{}
 	reg := prometheus.NewRegistry()
-	m := newMetrics(reg)
+	m := metrics.NewNotifications(reg)
 	o := Options{Source: src, Log: lb.logger(), Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 		Timeout: 2 * time.Second, metrics: m}
 	for _, f := range mutate {

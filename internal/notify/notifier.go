@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/clock"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 )
 
 // ConfigSource gives the current configuration; nil (and no error) when
@@ -46,14 +47,14 @@ type Options struct {
 	// records its events again); 2m.
 	DedupeWindow time.Duration
 
-	metrics *metrics
+	metrics *metrics.Notifications
 }
 
 // Notifier queues events and delivers them: a manager Runnable.
 type Notifier struct {
 	o      Options
 	log    logr.Logger
-	m      *metrics
+	m      *metrics.Notifications
 	client *http.Client
 	queue  chan *job
 	// pending counts the jobs queued, being worked on or waiting for a
@@ -116,7 +117,7 @@ func New(o Options) *Notifier {
 	}
 	m := o.metrics
 	if m == nil {
-		m = defaultMetrics
+		m = metrics.DefaultNotifications
 	}
 	return &Notifier{o: o, log: o.Log, m: m, client: newClient(o.Transport, o.Timeout),
 		queue: make(chan *job, o.QueueSize), recent: map[string]time.Time{}, breakers: map[string]*breaker{}}
@@ -204,15 +205,15 @@ func (n *Notifier) duplicate(key string, now time.Time) bool {
 // pending.
 func (n *Notifier) enqueue(j *job) bool {
 	if n.stopped.Load() {
-		n.m.dropped.WithLabelValues("shutdown").Inc()
+		n.m.Dropped("shutdown")
 		return false
 	}
 	if n.pending.Add(1) > int64(n.o.QueueSize) {
 		n.pending.Add(-1)
-		n.m.dropped.WithLabelValues("queue_full").Inc()
+		n.m.Dropped("queue_full")
 		return false
 	}
-	n.m.queue.Set(float64(n.pending.Load()))
+	n.m.Pending(n.pending.Load())
 	select {
 	case n.queue <- j:
 		return true
@@ -224,11 +225,11 @@ func (n *Notifier) enqueue(j *job) bool {
 
 // done ends a pending job.
 func (n *Notifier) done() {
-	n.m.queue.Set(float64(n.pending.Add(-1)))
+	n.m.Pending(n.pending.Add(-1))
 }
 
 func (n *Notifier) drop(reason string) {
-	n.m.dropped.WithLabelValues(reason).Inc()
+	n.m.Dropped(reason)
 	n.done()
 }
 
@@ -250,18 +251,18 @@ func (n *Notifier) fanOut(ctx context.Context, e *eventJob) {
 	cfg, err := n.o.Source.Load(loadCtx)
 	cancel()
 	if err != nil {
-		n.m.dropped.WithLabelValues("config_unavailable").Inc()
+		n.m.Dropped("config_unavailable")
 		log.Info("Notification dropped: the configuration could not be read", "error", err.Error())
 		return
 	}
 	if cfg == nil {
-		n.m.dropped.WithLabelValues("not_configured").Inc()
+		n.m.Dropped("not_configured")
 		log.V(1).Info("Notification dropped: ConfigMap " + ConfigMapName + " does not exist")
 		return
 	}
 	dests, problems := cfg.destinations(f.Trigger, e.subs)
 	for _, p := range problems {
-		n.m.dropped.WithLabelValues("invalid_subscription").Inc()
+		n.m.Dropped("invalid_subscription")
 		log.Info("Notification subscription refused", "problem", p)
 	}
 	count := 0
@@ -269,13 +270,13 @@ func (n *Notifier) fanOut(ctx context.Context, e *eventJob) {
 		svc := cfg.services[d.service]
 		for _, name := range cfg.triggers[f.Trigger] {
 			if count == maxDeliveries {
-				n.m.dropped.WithLabelValues("too_many_deliveries").Inc()
+				n.m.Dropped("too_many_deliveries")
 				log.Info("Notification dropped: more than the deliveries one event may have", "max", maxDeliveries, "service", d.service)
 				continue
 			}
 			msg, err := cfg.templates[name].render(svc.kind(), f)
 			if err != nil {
-				n.m.dropped.WithLabelValues("template_error").Inc()
+				n.m.Dropped("template_error")
 				log.Info("Notification dropped: its template failed", "template", name, "error", err.Error())
 				continue
 			}
@@ -301,7 +302,7 @@ func (n *Notifier) deliver(ctx context.Context, d *delivery) {
 	err := n.attempt(ctx, d)
 	trigger := d.fields.Trigger
 	if err == nil {
-		n.m.sent.WithLabelValues(d.service, trigger).Inc()
+		n.m.Sent(d.service, trigger)
 		n.done()
 		return
 	}
@@ -313,7 +314,7 @@ func (n *Notifier) deliver(ctx context.Context, d *delivery) {
 	de, _ := err.(*deliveryError)
 	retryable := de == nil || de.retryable
 	if !retryable || d.attempts >= n.o.MaxAttempts {
-		n.m.failed.WithLabelValues(d.service, trigger).Inc()
+		n.m.Failed(d.service, trigger)
 		n.log.Info("Notification not delivered", "service", d.service, "recipient", d.recipient, "trigger", trigger,
 			"modelDeployment", d.fields.Namespace+"/"+d.fields.Name, "attempts", d.attempts, "error", err.Error())
 		n.done()
@@ -323,7 +324,7 @@ func (n *Notifier) deliver(ctx context.Context, d *delivery) {
 	if de != nil && de.retryAfter > wait {
 		wait = min(de.retryAfter, n.o.MaxBackoff)
 	}
-	n.m.retries.WithLabelValues(d.service).Inc()
+	n.m.Retried(d.service)
 	n.log.V(1).Info("Notification attempt failed; retrying", "service", d.service, "trigger", trigger,
 		"attempt", d.attempts, "after", wait.String(), "error", err.Error())
 	n.o.Clock.AfterFunc(wait, func() {

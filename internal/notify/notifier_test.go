@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 )
 
 // webhookConfig is one generic webhook "hook" posting to url.
@@ -283,7 +285,7 @@ func TestNothingHappensWithoutASubscription(t *testing.T) {
 func TestShutdownDropsWhatIsLeft(t *testing.T) {
 	lb := &logBuf{}
 	reg := prometheus.NewRegistry()
-	m := newMetrics(reg)
+	m := metrics.NewNotifications(reg)
 	n := New(Options{Source: staticSource{}, Log: lb.logger(), metrics: m})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

@@ -53,6 +53,14 @@ func touchEverything() {
 	metrics.Promoted(metrics.TriggerPoll, 70*time.Second)
 	metrics.Observe(metrics.State{Namespace: "team-a", Name: "iris", Model: "iris", Version: "3", ImageDigest: "sha256:0123", Ready: true})
 	metrics.Observe(metrics.State{Namespace: "team-b", Name: "wine", Model: "wine", Stalled: true})
+	n := metrics.DefaultNotifications
+	n.Sent("slack", "on-rolled-back")
+	n.Failed("teams", "on-build-failed")
+	n.Retried("teams")
+	for _, r := range []string{"queue_full", "shutdown", "config_unavailable", "not_configured", "invalid_subscription", "too_many_deliveries", "template_error"} {
+		n.Dropped(r)
+	}
+	n.Pending(2)
 }
 
 // exposition is what the operator's metrics endpoint serves: the
