@@ -1,21 +1,23 @@
-# Monitoring: promtool, which test/monitoring runs on the operator's metrics
-# exposition and on the alerts of config/prometheus (see docs/operations.md).
-# Included by the Makefile.
+# Monitoring: Prometheus and promtool. test/monitoring runs promtool on the
+# operator's metrics exposition and on the alerts of config/prometheus;
+# test/install runs a real Prometheus against the operator in the cluster
+# (see docs/operations.md). Included by the Makefile.
 
-# promtool, built from source by hack/promtool.sh (version pinned there) into
-# bin/tools/promtool-<version>/promtool.
-PROMTOOL = $(shell hack/promtool.sh --print-path)
+# Both built from source by hack/prometheus.sh (version pinned there) into
+# bin/tools/prometheus-<version>/.
+PROMTOOL = $(shell hack/prometheus.sh --print-path promtool)
+PROMETHEUS = $(shell hack/prometheus.sh --print-path prometheus)
 
-# make test builds promtool first and hands test/monitoring its path.
-TEST_DEPS += promtool
-TEST_ENV += PROMTOOL=$(PROMTOOL)
+# make test builds them first and hands the tests their paths.
+TEST_DEPS += prometheus
+TEST_ENV += PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS)
 
 ##@ Monitoring
 
-.PHONY: promtool
-promtool: ## Build promtool (Prometheus' checker) from source into bin/tools (cached).
-	hack/promtool.sh
+.PHONY: prometheus promtool
+prometheus promtool: ## Build Prometheus and promtool from source into bin/tools (cached).
+	hack/prometheus.sh
 
 .PHONY: monitoring-test
-monitoring-test: promtool ## Only the monitoring tests: promtool on the metrics exposition, the alerts and their rule tests; the dashboard's and alerts' metric names.
+monitoring-test: prometheus ## Only the monitoring tests: promtool on the metrics exposition, the alerts and their rule tests; the dashboard's and alerts' metric names.
 	PROMTOOL="$(PROMTOOL)" go test ./test/monitoring/... $(GOTESTFLAGS)

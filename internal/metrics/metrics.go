@@ -136,7 +136,38 @@ var (
 var collectors = []prometheus.Collector{builds, buildSeconds, pushedBytes, resolutions, mlflowRequests, mlflowSeconds,
 	deliveries, rollouts, rollbacks, held, promotionSeconds, info, ready, stalled}
 
-func init() { crmetrics.Registry.MustRegister(collectors...) }
+// RollbackReasons and HeldReasons are the reasons a rollback or a held
+// version is recorded with (the condition reasons internal/rollout decides).
+var (
+	RollbackReasons = []string{"ProgressDeadlineExceeded", "PodsFailing", "VersionFailed"}
+	HeldReasons     = []string{"CandidateFailed", "CandidateNotReady", "SmokeTestFailed", "NoSmokeTestRequest",
+		"ProgressDeadlineExceeded", "PodsFailing", "VersionFailed"}
+)
+
+func init() {
+	crmetrics.Registry.MustRegister(collectors...)
+	// The series the alerts take increase() of exist from the start, at
+	// zero, for every value their labels are known to take. Prometheus does
+	// not assume that a series it first sees at 1 started from 0: without
+	// this, the first rollback after the operator (re)started would show no
+	// increase, and alert no one.
+	for _, r := range []string{BuildPushed, BuildReused, BuildFailed, BuildCanceled} {
+		builds.WithLabelValues(r)
+	}
+	for _, o := range []string{RolloutSucceeded, RolloutFailed, RolloutRolledBack} {
+		rollouts.WithLabelValues(o)
+	}
+	for _, r := range RollbackReasons {
+		rollbacks.WithLabelValues(r)
+	}
+	for _, r := range HeldReasons {
+		held.WithLabelValues(r)
+	}
+	resolutions.WithLabelValues("unreachable", SourceMLflow)
+	for _, t := range []string{TriggerWebhook, TriggerPoll} {
+		promotionSeconds.WithLabelValues(t)
+	}
+}
 
 // BuildFinished records a build's result, how long it ran and the bytes
 // its push sent.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/failure"
 	"github.com/mlflow-operator/mlflow-operator/internal/metrics/metricstest"
 )
@@ -68,5 +69,35 @@ func TestMLflowRequestCodes(t *testing.T) {
 	}
 	if got := metricstest.Count(t, "mlflow_operator_mlflow_requests_total", none); got != beforeNone+1 {
 		t.Errorf("no answer: %v, want %v", got, beforeNone+1)
+	}
+}
+
+// TestAlertedCountersStartAtZero: before anything happened, the counters the
+// alerts take increase() of have a series at 0 for every known reason, so
+// that the first rollback shows as an increase; and the reasons are the
+// API's.
+func TestAlertedCountersStartAtZero(t *testing.T) {
+	for _, r := range RollbackReasons {
+		if v, ok := metricstest.Value(t, "mlflow_operator_rollbacks_total", map[string]string{"reason": r}); !ok || v != 0 {
+			t.Errorf("rollbacks_total{reason=%q} = %v (present %v), want a series at 0", r, v, ok)
+		}
+	}
+	for _, r := range HeldReasons {
+		if _, ok := metricstest.Value(t, "mlflow_operator_versions_held_total", map[string]string{"reason": r}); !ok {
+			t.Errorf("versions_held_total{reason=%q} has no series", r)
+		}
+	}
+	if _, ok := metricstest.Value(t, "mlflow_operator_builds_total", map[string]string{"result": BuildFailed}); !ok {
+		t.Error("builds_total{result=failed} has no series")
+	}
+	known := map[string]bool{}
+	for _, r := range []v1alpha1.Reason{v1alpha1.ReasonCandidateFailed, v1alpha1.ReasonCandidateNotReady, v1alpha1.ReasonSmokeTestFailed,
+		v1alpha1.ReasonNoSmokeTestRequest, v1alpha1.ReasonProgressDeadline, v1alpha1.ReasonPodsFailing, v1alpha1.ReasonVersionFailed} {
+		known[string(r)] = true
+	}
+	for _, r := range append(append([]string{}, RollbackReasons...), HeldReasons...) {
+		if !known[r] {
+			t.Errorf("reason %q is not one of the API's", r)
+		}
 	}
 }

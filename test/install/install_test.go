@@ -186,10 +186,13 @@ func podStates(ns string) string {
 }
 
 // modelDeployment creates a ModelDeployment following model@champion in ns.
-func modelDeployment(t *testing.T, ns, model string, poll time.Duration) *v1alpha1.ModelDeployment {
+func modelDeployment(t *testing.T, ns, model string, poll time.Duration, mutate ...func(*v1alpha1.ModelDeployment)) *v1alpha1.ModelDeployment {
 	t.Helper()
 	md := st.ModelDeployment(ns, model, v1alpha1.ModelReference{Name: model, Alias: "champion"}, poll)
 	md.Spec.Scaling.MinReplicas, md.Spec.Scaling.MaxReplicas = ptr(int32(1)), ptr(int32(1))
+	for _, f := range mutate {
+		f(md)
+	}
 	if err := k8s.Create(context.Background(), md); err != nil {
 		t.Fatal(err)
 	}
@@ -305,6 +308,7 @@ func TestInstall(t *testing.T) {
 			"--set", "replicaCount=2", "--set", "watchNamespaces={team-b}",
 			"--set", "webhook.enabled=true", "--set", "webhook.secret="+stack.WebhookSecret)
 		waitAvailable(t, opNS, "mlflow-operator", 2)
+		prom := startPrometheus(t)
 
 		// Secrets only where the operator works.
 		sa := "system:serviceaccount:" + opNS + ":mlflow-operator"
@@ -324,7 +328,12 @@ func TestInstall(t *testing.T) {
 			"events": []string{"model_version_alias.created"}})
 
 		// An hour between polls: only webhooks move the versions.
-		md := modelDeployment(t, "team-b", "charted", time.Hour)
+		// Its server dies in production pods of a "dying" version (the
+		// role from the downward API), to be rolled back at the end.
+		md := modelDeployment(t, "team-b", "charted", time.Hour, func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Serving.Env = []corev1.EnvVar{{Name: "POD_ROLE", ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + v1alpha1.LabelRole + "']"}}}}
+		})
 		ignored := modelDeployment(t, "team-c", "charted", time.Hour)
 		waitReady(t, md, "1", 5*time.Minute)
 
@@ -359,6 +368,8 @@ func TestInstall(t *testing.T) {
 			previous, _ := st.KubectlRun("logs", "-n", opNS, "--previous", "--tail=60", standby.Name)
 			t.Errorf("the standby did not relay a delivery (pods: %s):\n%s\nprevious container:\n%s", podStates(opNS), logs, previous)
 		}
+
+		checkMetrics(t, prom, md)
 
 		// team-c is not watched: its ModelDeployment was never touched.
 		m := &v1alpha1.ModelDeployment{}

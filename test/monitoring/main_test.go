@@ -8,11 +8,11 @@
 // operator exports.
 //
 // The promtool tests need PROMTOOL, the path of the promtool binary (`make
-// test` sets it from hack/promtool.sh, which builds it); without it they
+// test` sets it from hack/prometheus.sh, which builds it); without it they
 // are skipped, with a promtool that does not run they fail. The others
 // always run:
 //
-//	PROMTOOL=$(hack/promtool.sh --print-path) go test ./test/monitoring/
+//	PROMTOOL=$(hack/prometheus.sh --print-path promtool) go test ./test/monitoring/
 package monitoring
 
 import (
@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 func requirePromtool(t *testing.T) {
 	t.Helper()
 	if promtoolBin == "" {
-		t.Skip("PROMTOOL is not set: run `make test`, or PROMTOOL=$(hack/promtool.sh --print-path) go test ./test/monitoring/ (hack/promtool.sh builds it)")
+		t.Skip("PROMTOOL is not set: run `make test`, or PROMTOOL=$(hack/prometheus.sh --print-path promtool) go test ./test/monitoring/ (hack/prometheus.sh builds it)")
 	}
 	if promtoolErr != nil {
 		t.Fatal(promtoolErr)

@@ -1,0 +1,254 @@
+package install
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/procs"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
+)
+
+// prometheus is a real Prometheus (hack/prometheus.sh builds it) scraping
+// the operator in the cluster with the scrape job docs ship for a
+// Prometheus without the Prometheus Operator
+// (config/prometheus/scrape-operator.yaml) and evaluating the shipped
+// alerts (config/prometheus/alerts.yaml).
+type prometheus struct {
+	api string
+}
+
+// startPrometheus runs Prometheus until the test ends. It authenticates to
+// the operator's secure metrics endpoint with the token of a ServiceAccount
+// bound to the chart's metrics-reader ClusterRole (release name
+// mlflow-operator), as the docs tell users to. A second job scrapes the same
+// endpoints without a token: it must be refused.
+func startPrometheus(t *testing.T) *prometheus {
+	t.Helper()
+	bin := os.Getenv("PROMETHEUS")
+	if bin == "" {
+		t.Fatal("PROMETHEUS is not set: run with make test (hack/prometheus.sh builds it)")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	const ns = "monitoring"
+	namespace(t, ns)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prometheus"}}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-mlflow-operator-metrics"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "mlflow-operator-metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}}}
+	if err := k8s.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), binding) })
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}
+	if err := k8s.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte(tr.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The shipped job, with what differs outside a pod: where the token is,
+	// the kubeconfig service discovery needs, a short interval.
+	var jobs []map[string]any
+	if err := yaml.Unmarshal(repoFile(t, "config/prometheus/scrape-operator.yaml"), &jobs); err != nil || len(jobs) != 1 {
+		t.Fatalf("config/prometheus/scrape-operator.yaml: %v (%d jobs)", err, len(jobs))
+	}
+	job := jobs[0]
+	job["authorization"] = map[string]any{"credentials_file": token}
+	job["scrape_interval"], job["scrape_timeout"] = "2s", "2s"
+	sd := job["kubernetes_sd_configs"].([]any)[0].(map[string]any)
+	sd["kubeconfig_file"] = st.Cluster.Kubeconfig
+	anonymous := map[string]any{}
+	for k, v := range job {
+		anonymous[k] = v
+	}
+	anonymous["job_name"] = "anonymous"
+	delete(anonymous, "authorization")
+
+	var rule struct {
+		Spec struct {
+			Groups []any `json:"groups"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(repoFile(t, "config/prometheus/alerts.yaml"), &rule); err != nil || len(rule.Spec.Groups) == 0 {
+		t.Fatalf("config/prometheus/alerts.yaml: %v", err)
+	}
+	rules := filepath.Join(dir, "alerts.yaml")
+	writeYAML(t, rules, map[string]any{"groups": rule.Spec.Groups})
+	cfg := filepath.Join(dir, "prometheus.yml")
+	writeYAML(t, cfg, map[string]any{
+		"global":         map[string]any{"scrape_interval": "2s", "evaluation_interval": "2s"},
+		"rule_files":     []string{rules},
+		"scrape_configs": []any{job, anonymous},
+	})
+
+	port, err := procs.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	log := &procs.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	p, err := procs.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", log.String())
+		}
+	})
+	prom := &prometheus{api: "http://" + addr}
+	testenv.Eventually(t, time.Minute, "Prometheus ready", func() error {
+		resp, err := http.Get(prom.api + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/-/ready: %s", resp.Status)
+		}
+		return nil
+	})
+	return prom
+}
+
+// query runs an instant PromQL query and returns its samples' values.
+func (p *prometheus) query(q string) ([]float64, error) {
+	resp, err := http.Get(p.api + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	if out.Status != "success" {
+		return nil, fmt.Errorf("%s: %s", q, out.Error)
+	}
+	var vals []float64
+	for _, r := range out.Data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: value %v", q, r.Value[1])
+		}
+		vals = append(vals, v)
+	}
+	return vals, nil
+}
+
+// waitFor waits until q returns exactly one sample that ok accepts.
+func (p *prometheus) waitFor(t *testing.T, timeout time.Duration, q string, what string, ok func(float64) bool) float64 {
+	t.Helper()
+	var got float64
+	testenv.Eventually(t, timeout, what+": "+q, func() error {
+		vals, err := p.query(q)
+		if err != nil {
+			return err
+		}
+		if len(vals) != 1 || !ok(vals[0]) {
+			return fmt.Errorf("got %v", vals)
+		}
+		got = vals[0]
+		return nil
+	})
+	return got
+}
+
+func writeYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func repoFile(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(procs.RepoRoot(), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkMetrics: Prometheus scrapes both replicas with the token and is
+// refused without it; the promotions of md (v2 and v3, by webhook) are in
+// the metrics; then a version that dies in production is rolled back and
+// the MLflowModelRolledBack alert fires.
+func checkMetrics(t *testing.T, prom *prometheus, md *v1alpha1.ModelDeployment) {
+	t.Helper()
+	eq := func(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
+	atLeast := func(want float64) func(float64) bool { return func(v float64) bool { return v >= want } }
+	prom.waitFor(t, time.Minute, `count(up{job="mlflow-operator"} == 1)`, "both replicas scraped with the token", eq(2))
+	prom.waitFor(t, time.Minute, `count(up{job="anonymous"} == 0)`, "both replicas refuse a scrape without a token", eq(2))
+	n := prom.waitFor(t, time.Minute, `sum(mlflow_operator_promotion_duration_seconds_count{trigger="webhook"})`,
+		"the promotions to v2 and v3", atLeast(2))
+	sum := prom.waitFor(t, time.Minute, `sum(mlflow_operator_promotion_duration_seconds_sum{trigger="webhook"})`, "their time", atLeast(0))
+	t.Logf("MEASURED promotion latency from the operator's metrics: %d promotions by webhook, mean %.1fs", int(n), sum/n)
+	prom.waitFor(t, time.Minute, fmt.Sprintf(`mlflow_operator_modeldeployment_info{namespace=%q,name=%q,model="charted",version="3"}`, md.Namespace, md.Name),
+		"what serves", eq(1))
+	prom.waitFor(t, time.Minute, fmt.Sprintf(`mlflow_operator_modeldeployment_ready{namespace=%q,name=%q}`, md.Namespace, md.Name), "Ready", eq(1))
+	prom.waitFor(t, time.Minute, `sum(mlflow_operator_webhook_deliveries_total{result="relayed"})`, "the standby's relayed delivery", atLeast(1))
+	if firing, err := prom.query(`ALERTS{alertname="MLflowModelRolledBack"}`); err != nil || len(firing) != 0 {
+		t.Fatalf("MLflowModelRolledBack before any rollback: %v %v", firing, err)
+	}
+
+	register(t, mlflowserver.Op{"op": "register", "model": "charted", "kind": "dying", "die_after": 0, "seed": 4, "alias": "champion"})
+	testenv.Eventually(t, 6*time.Minute, "v4 rolled back to v3", func() error {
+		m := &v1alpha1.ModelDeployment{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), m); err != nil {
+			return err
+		}
+		rb := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionRolledBack)
+		if rb == nil || rb.Status != metav1.ConditionTrue || m.Status.Serving == nil || m.Status.Serving.Version != "3" {
+			return fmt.Errorf("RolledBack %+v, serving %+v", rb, m.Status.Serving)
+		}
+		return nil
+	})
+	rolledBack := time.Now()
+	prom.waitFor(t, 2*time.Minute, `sum(mlflow_operator_rollbacks_total{reason="PodsFailing"})`, "the rollback counted", eq(1))
+	prom.waitFor(t, 2*time.Minute, `ALERTS{alertname="MLflowModelRolledBack",alertstate="firing",reason="PodsFailing"}`, "the rollback alert firing", eq(1))
+	t.Logf("MEASURED rollback -> MLflowModelRolledBack firing (2 s scrape and evaluation intervals): %s", time.Since(rolledBack).Round(time.Second))
+}
