@@ -18,10 +18,18 @@ const FieldOwner = "mlflow-operator"
 // the operator's field manager, taking over fields another manager changed:
 // that is how drift is corrected. Fields the operator does not set are left
 // to their owners. It returns the object as the API server answered.
-func apply(ctx context.Context, c client.Client, obj runtime.Object, manager string) (*unstructured.Unstructured, error) {
+//
+// Nothing is sent when the object is as it would be after the apply (see
+// unchanged): the cached object is returned then. An apply of an unchanged
+// object is a request all the same (the API server decodes, runs admission
+// and compares), and an idle operator would send five per object and poll.
+func apply(ctx context.Context, c client.Client, obj client.Object, manager string) (*unstructured.Unstructured, error) {
 	u, err := toApplyObject(obj)
 	if err != nil {
 		return nil, err
+	}
+	if existing := unchanged(ctx, c, obj, u); existing != nil {
+		return existing, nil
 	}
 	return u, send(ctx, c, u, manager)
 }

@@ -42,12 +42,14 @@ import (
 // ModelDeploymentReconciler reconciles ModelDeployments.
 type ModelDeploymentReconciler struct {
 	client.Client
-	// APIReader reads the ModelDeployment at the start of a reconcile from
-	// the API server itself: a cached copy can lag behind this operator's
-	// own last status write, and acting on it would undo that write's
-	// decisions (recreate a candidate that just failed, say). The cache when
-	// nil.
+	// Cache reads the ModelDeployment at the start of a reconcile (the
+	// manager's cache, which holds them unstructured; SetupWithManager sets
+	// it). APIReader reads it from the API server itself while the cached
+	// copy may lag behind this operator's own last status write (see
+	// freshness); the client when nil.
+	Cache     client.Reader
 	APIReader client.Reader
+	fresh     *freshness
 	Recorder  events.EventRecorder
 
 	// Resolver asks the model registry which version to serve. Nil means this
@@ -162,11 +164,7 @@ type stepFunc func(ctx context.Context, s *scope) (next bool, err error)
 // the serving objects, observe them. The status is patched once, at the end,
 // whatever happened.
 func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
-	md, undecodable, decodeErr, err := read(ctx, reader, req.NamespacedName)
+	md, undecodable, decodeErr, err := r.readModelDeployment(ctx, req.NamespacedName)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
@@ -199,8 +197,16 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	defer func() {
 		r.summarize(s)
 		// Optimistic lock: a status written by a reconcile that read an
-		// older object is refused, and the reconcile runs again.
-		perr := r.Status().Patch(ctx, md, client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{}))
+		// older object is refused, and the reconcile runs again. Nothing is
+		// sent when nothing changed (lastPolled alone is no change: it is
+		// written with the next real one), so an idle operator writes
+		// nothing.
+		var perr error
+		if statusChanged(&s.base.Status, &md.Status) {
+			if perr = r.Status().Patch(ctx, md, client.MergeFromWithOptions(s.base, client.MergeFromWithOptimisticLock{})); perr == nil && r.fresh != nil {
+				r.fresh.wrote(req.NamespacedName, md.ResourceVersion)
+			}
+		}
 		switch {
 		case perr == nil:
 			s.committed()
@@ -252,8 +258,15 @@ func (r *ModelDeploymentReconciler) suspended(ctx context.Context, md *v1alpha1.
 	// status.observedGeneration stays: a spec change made while suspended
 	// is not handled until reconciliation resumes.
 	status.SetSuspended(&md.Status.Conditions, md.Generation, msg)
+	if !statusChanged(&base.Status, &md.Status) {
+		observeObject(md)
+		return nil
+	}
 	if err := r.Status().Patch(ctx, md, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(err)
+	}
+	if r.fresh != nil {
+		r.fresh.wrote(types.NamespacedName{Namespace: md.Namespace, Name: md.Name}, md.ResourceVersion)
 	}
 	observeObject(md)
 	return nil
@@ -364,6 +377,12 @@ func podToModelDeployment(_ context.Context, o client.Object) []reconcile.Reques
 func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.changes == nil {
 		r.changes = &registryChanges{}
+	}
+	if r.Cache == nil {
+		r.Cache = mgr.GetCache()
+	}
+	if r.fresh == nil {
+		r.fresh = &freshness{}
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.Triggers != nil {

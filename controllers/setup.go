@@ -175,15 +175,20 @@ func grants(gs []RegistryGrant) func(namespace, repository string) bool {
 // too (and no other ConfigMap).
 func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": resources.ManagedBy})}
-	o := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}:                     owned,
-		&corev1.Service{}:                        owned,
-		&autoscalingv2.HorizontalPodAutoscaler{}: owned,
-		&policyv1.PodDisruptionBudget{}:          owned,
-		&networkingv1.NetworkPolicy{}:            owned,
-		// The serving pods carry the same label.
-		&corev1.Pod{}: owned,
-	}}
+	o := cache.Options{
+		// Nothing of the operator reads the managed fields, and they are a
+		// large part of every cached object (server-side apply writes one
+		// entry per field manager).
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}:                     owned,
+			&corev1.Service{}:                        owned,
+			&autoscalingv2.HorizontalPodAutoscaler{}: owned,
+			&policyv1.PodDisruptionBudget{}:          owned,
+			&networkingv1.NetworkPolicy{}:            owned,
+			// The serving pods carry the same label.
+			&corev1.Pod{}: owned,
+		}}
 	if len(watchNamespaces) > 0 {
 		o.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range watchNamespaces {

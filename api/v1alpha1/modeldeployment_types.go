@@ -107,7 +107,11 @@ type ModelDeploymentStatus struct {
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 
-	// LastPolled is when the registry was last asked about the model.
+	// LastPolled is when the registry was last asked about the model, as of
+	// the last status change: the status is written only when something in
+	// it changes, so while nothing does this time stays (an idle operator
+	// writes nothing). The ModelResolved condition tells whether the
+	// registry answers.
 	// +optional
 	LastPolled *metav1.Time `json:"lastPolled,omitempty"`
 

@@ -88,6 +88,38 @@ func Series(t testing.TB, name string, match map[string]string) []map[string]str
 	return out
 }
 
+// Total is the sum of the counter values of family name's series that hold
+// every label of match (e.g. every status code of one method).
+func Total(t testing.TB, name string, match map[string]string) float64 {
+	t.Helper()
+	families, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gathering the metrics: %v", err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for k, v := range match {
+				found := false
+				for _, p := range m.GetLabel() {
+					if p.GetName() == k && p.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
 // Count is Value, 0 when there is no such series (a counter never
 // incremented).
 func Count(t testing.TB, name string, labels map[string]string) float64 {
