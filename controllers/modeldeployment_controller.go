@@ -393,13 +393,16 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// the cache from syncing (undecodable.go).
 		For(modelDeploymentObject(), builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// The Deployments' status drives the rollout: every change counts.
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
-		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
-		Owns(&policyv1.PodDisruptionBudget{}).
-		Owns(&networkingv1.NetworkPolicy{}).
+		// Their status is the HPA's and the disruption controller's
+		// business (predicates.go).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(specOrMetadataChanged)).
+		Owns(&policyv1.PodDisruptionBudget{}, builder.WithPredicates(specOrMetadataChanged)).
+		Owns(&networkingv1.NetworkPolicy{}, builder.WithPredicates(specOrMetadataChanged)).
 		// Pods belong to ReplicaSets; their label names the ModelDeployment.
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToModelDeployment)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToModelDeployment), builder.WithPredicates(podChanged)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
 			// No reconcile holds a worker longer than this, whatever a
