@@ -27,7 +27,9 @@ func TestIdleWritesNothing(t *testing.T) {
 		m.Spec.MLflow.PollInterval = &metav1.Duration{Duration: 5 * time.Second}
 	})
 	completeRollout(t, md)
-	eventually(t, "Ready", func() error { return wantCondition(getMD(t, md), v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded) })
+	eventually(t, "Ready", func() error {
+		return wantCondition(getMD(t, md), v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	})
 	key := client.ObjectKeyFromObject(md)
 	objects := []client.Object{&v1alpha1.ModelDeployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{},
 		&policyv1.PodDisruptionBudget{}, &networkingv1.NetworkPolicy{}}
