@@ -117,6 +117,7 @@ type Pool struct {
 	scans     *lru.Cache     // base image digest -> *pydeps.Installed
 	running   map[string]int // namespace -> running builds
 	built     *lru.Cache     // repository:tag -> provenance of what this operator pushed or verified
+	shared    *lru.Cache     // shareKey -> sharedResult (shared.go)
 }
 
 // job is one ModelDeployment's build of one version.
@@ -125,6 +126,7 @@ type job struct {
 	md      *v1alpha1.ModelDeployment
 	version resolver.ModelVersion
 	spec    string // what else decides the image: base, repository, tag, port
+	share   string // shareKey: the builds that are this same build
 
 	// Guarded by Pool.mu.
 	cancel  context.CancelFunc
@@ -181,7 +183,7 @@ func (p *Pool) Image(_ context.Context, md *v1alpha1.ModelDeployment, v resolver
 		j = nil
 	}
 	if j == nil {
-		j = &job{key: key, md: md.DeepCopy(), version: v, spec: spec}
+		j = &job{key: key, md: md.DeepCopy(), version: v, spec: spec, share: shareKey(md, v)}
 		p.jobs[key] = j
 		p.resumeBackoff(j, md)
 	}
@@ -195,6 +197,11 @@ func (p *Pool) Image(_ context.Context, md *v1alpha1.ModelDeployment, v resolver
 		return *j.result, nil
 	case j.err != nil && p.now().Before(j.retryAt):
 		return Result{RetryAt: j.retryAt, Dependencies: j.deps}, j.err
+	}
+	if r := p.sharedLocked(j.share); r != nil {
+		j.result = r
+		metrics.BuildFinished(metrics.BuildReused, 0, 0)
+		return *r, nil
 	}
 	j.md = md.DeepCopy()
 	j.deferred = false
@@ -403,7 +410,16 @@ func (p *Pool) next(ctx context.Context) (*job, context.Context) {
 func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 	log := p.Log.WithValues("modelDeployment", j.key.String(), "modelVersion", j.version.Version)
 	start := time.Now()
-	res, err := p.run(jctx, j)
+	// Another object's build of the same build may have finished while
+	// this one waited in the queue.
+	p.mu.Lock()
+	res := p.sharedLocked(j.share)
+	p.mu.Unlock()
+	var err error
+	ran := res == nil
+	if ran {
+		res, err = p.run(jctx, j)
+	}
 	elapsed := time.Since(start)
 	stopped := jctx.Err() == context.Canceled
 	p.mu.Lock()
@@ -435,6 +451,9 @@ func (p *Pool) finish(ctx context.Context, j *job, jctx context.Context) {
 	} else {
 		p.failures.Forget(j.key)
 		j.result = res
+		if ran {
+			p.shareLocked(j.share, res)
+		}
 		log.Info("Image ready", "image", res.Image, "reused", res.Reused)
 	}
 	md := j.md
