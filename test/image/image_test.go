@@ -95,8 +95,9 @@ func TestConfig(t *testing.T) {
 		if !cf.Created.Time.Equal(created) {
 			t.Errorf("linux/%s: created %s, want %s", a, cf.Created.Time, created)
 		}
-		if len(cf.History) != 2 || len(cf.RootFS.DiffIDs) != 2 {
-			t.Errorf("linux/%s: %d history entries, %d diff IDs; want 2 and 2", a, len(cf.History), len(cf.RootFS.DiffIDs))
+		// /etc, /manager, /request-metrics.
+		if len(cf.History) != 3 || len(cf.RootFS.DiffIDs) != 3 {
+			t.Errorf("linux/%s: %d history entries, %d diff IDs; want 3 and 3", a, len(cf.History), len(cf.RootFS.DiffIDs))
 		}
 		for _, h := range cf.History {
 			if !h.Created.Time.Equal(created) {
