@@ -176,7 +176,7 @@ type ImageSpec struct {
 }
 
 // ServingSpec shapes the pods that serve the model.
-// +kubebuilder:validation:XValidation:rule="!has(self.requestMetrics) || !has(self.requestMetrics.port) || self.requestMetrics.port != (has(self.port) ? self.port : 8080)",message="requestMetrics.port must differ from port: the metrics endpoint and the model server listen in the same pod",fieldPath=".requestMetrics.port"
+// +kubebuilder:validation:XValidation:rule="!has(self.requestMetrics) || !has(self.requestMetrics.enabled) || !self.requestMetrics.enabled || !has(self.requestMetrics.port) || self.requestMetrics.port != (has(self.port) ? self.port : 8080)",message="requestMetrics.port must differ from port: the metrics endpoint and the model server listen in the same pod",fieldPath=".requestMetrics.port"
 type ServingSpec struct {
 	// Port the MLflow scoring server listens on inside the pod, and the
 	// Service's port. 1024 or above: the pods run without privileges.
