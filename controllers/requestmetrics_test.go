@@ -18,7 +18,9 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/test/harness/fixtures"
 )
 
-func enableRequestMetrics(md *v1alpha1.ModelDeployment) { md.Spec.Serving.RequestMetrics.Enabled = true }
+func enableRequestMetrics(md *v1alpha1.ModelDeployment) {
+	md.Spec.Serving.RequestMetrics.Enabled = true
+}
 
 func sidecarOf(d *appsv1.Deployment) *corev1.Container {
 	for i, c := range d.Spec.Template.Spec.InitContainers {
