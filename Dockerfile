@@ -1,6 +1,7 @@
 # The operator's image, for Docker users. `make image` builds the same image
 # without Docker (hack/operator-image, docs/image.md); this file runs the same
-# program for the files, so both ship the same /manager (same flags), the
+# program for the files, so both ship the same /manager and /request-metrics
+# (the model pods' request-metrics sidecar; same flags), the
 # same /etc/passwd and /etc/group (nonroot 65532) and the same CA bundle
 # (Debian's ca-certificates at the version pinned in hack/operator-image/ca.go,
 # checked by its SHA-256), owned by root and read-only, on scratch, with the
@@ -27,10 +28,10 @@ COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/
 COPY hack/operator-image/ hack/operator-image/
-# Builds /manager with the flags make image uses and writes the image's files
-# into /rootfs: the ca-certificates .deb comes from deb.debian.org (apt-get
-# download when the builder's sources have the version) and must have the
-# pinned SHA-256.
+# Builds /manager and /request-metrics with the flags make image uses and
+# writes the image's files into /rootfs: the ca-certificates .deb comes from
+# deb.debian.org (apt-get download when the builder's sources have the
+# version) and must have the pinned SHA-256.
 RUN go run ./hack/operator-image rootfs -out /rootfs -platform "${TARGETOS}/${TARGETARCH}" \
       -version "${VERSION}" -epoch "${SOURCE_DATE_EPOCH}" -cache /tmp/ca
 

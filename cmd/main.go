@@ -55,6 +55,7 @@ func main() {
 		tempDir                string
 		watchNamespaces        string
 		notifications          bool
+		requestMetricsImage    string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to clients that the API server authenticates and authorizes.")
@@ -93,6 +94,9 @@ func main() {
 		"Comma-separated namespaces whose ModelDeployments the operator handles (a namespace-scoped install: Roles in those namespaces instead of a ClusterRole). Empty: every namespace.")
 	flag.BoolVar(&notifications, "notifications", true,
 		"Send the notifications that ConfigMap mlflow-operator-notifications-cm in the operator's namespace configures and ModelDeployments' annotations subscribe to (Slack, Teams, signed webhooks). Without the ConfigMap nothing is sent.")
+	flag.StringVar(&requestMetricsImage, "request-metrics-image", os.Getenv("MLFLOW_OPERATOR_IMAGE"),
+		"Image of the request-metrics sidecar ModelDeployments add with spec.serving.requestMetrics: the operator's own image, which ships /request-metrics "+
+			"(default $MLFLOW_OPERATOR_IMAGE, which the install sets to the operator's image). Empty: such ModelDeployments serve without the sidecar and say so in their RequestMetrics condition.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -153,7 +157,10 @@ func main() {
 		BuildsPerNamespace: buildsPerNamespace, BuildTimeout: buildTimeout, RegistryGrants: grants, WebhookCertDir: webhookCertDir,
 		// The downward API sets POD_NAMESPACE (config/manager); the serving
 		// pods' NetworkPolicies then admit the operator's smoke tests.
-		OperatorNamespace: os.Getenv("POD_NAMESPACE"), Notifications: notifications}
+		OperatorNamespace: os.Getenv("POD_NAMESPACE"), Notifications: notifications, RequestMetricsImage: requestMetricsImage}
+	if requestMetricsImage == "" {
+		log.Info("No --request-metrics-image (MLFLOW_OPERATOR_IMAGE is empty): ModelDeployments that ask for request metrics serve without the sidecar")
+	}
 	if notifications && setup.OperatorNamespace == "" {
 		log.Info("POD_NAMESPACE is not set: notifications are off (their ConfigMap is read from the operator's namespace)")
 	}

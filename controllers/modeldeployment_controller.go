@@ -63,6 +63,10 @@ type ModelDeploymentReconciler struct {
 	// peers: the operator's own pods, which smoke-test candidates.
 	OperatorPeer *networkingv1.NetworkPolicyPeer
 
+	// RequestMetricsImage is the image of the request-metrics sidecar
+	// (requestmetrics.go). Empty: no sidecar, whatever the spec asks.
+	RequestMetricsImage string
+
 	// Examples gives a model version's smoke test request; SmokeTester sends
 	// it (smoketest.HTTP when nil).
 	Examples    ExampleSource

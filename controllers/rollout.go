@@ -93,7 +93,7 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		s.wait(d.Reason, d.Message)
 
 	case rollout.ActionCreateCandidate:
-		cand := resources.CandidateDeployment(md, resources.Workload{Image: target.Image, ModelVersion: target.Version})
+		cand := resources.CandidateDeployment(md, r.workload(md, target.Image, target.Version))
 		if err := r.checkOwnership(ctx, md, cand); err != nil {
 			return err
 		}

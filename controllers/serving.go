@@ -32,7 +32,7 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 		return false, nil
 	}
 
-	dep := resources.Deployment(md, resources.Workload{Image: s.image, ModelVersion: s.version})
+	dep := resources.Deployment(md, r.workload(md, s.image, s.version))
 	objs := []client.Object{resources.Service(md), resources.HorizontalPodAutoscaler(md), resources.PodDisruptionBudget(md)}
 	if md.Spec.NetworkPolicyEnabled() {
 		var extra []networkingv1.NetworkPolicyPeer
@@ -79,6 +79,7 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 		}
 	}
 	md.Status.Endpoint = resources.Endpoint(md)
+	r.reportRequestMetrics(s)
 	return true, nil
 }
 

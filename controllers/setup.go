@@ -34,6 +34,10 @@ import (
 
 // Options wire the operator into a manager.
 type Options struct {
+	// RequestMetricsImage is the image of the request-metrics sidecar (the
+	// operator's own, which ships /request-metrics). Empty: ModelDeployments
+	// that ask for request metrics serve without it, and say so.
+	RequestMetricsImage string
 	// MaxConcurrentReconciles; 1 when zero.
 	MaxConcurrentReconciles int
 	// WebhookAddr is where MLflow webhooks are received (e.g. ":9090");
@@ -236,6 +240,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		Images:                  o.Images,
 		Triggers:                triggers,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		RequestMetricsImage:     o.RequestMetricsImage,
 	}
 	if o.OperatorNamespace != "" {
 		r.OperatorPeer = &networkingv1.NetworkPolicyPeer{

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlflow-operator/mlflow-operator/controllers"
@@ -23,11 +24,47 @@ const exampleBody = fixtures.ExampleBody
 
 type answer = fixtures.Answer
 
+// sidecarImage is the request-metrics image the suite's operator has.
+const sidecarImage = "registry.example.com/mlflow-operator@sha256:5555555555555555555555555555555555555555555555555555555555555555"
+
 var (
 	env  *testenv.Env
 	k8s  client.Client
 	fake = fixtures.NewFakeRegistry()
+	// op is the running operator; operatorConfig the identity it runs as.
+	op             *operator.Operator
+	operatorConfig *rest.Config
 )
+
+// reconciler is the suite operator's reconciler with the request-metrics
+// image given.
+func reconciler(requestMetricsImage string) operator.Wiring {
+	return operator.WithReconciler(controllers.ModelDeploymentReconciler{
+		Resolver: fake, Images: fake, Examples: fake, RequestMetricsImage: requestMetricsImage,
+	})
+}
+
+// restartOperator replaces the suite's operator with one wired by wire for
+// the rest of the test, and puts the suite's back after it.
+func restartOperator(t *testing.T, wire operator.Wiring) {
+	t.Helper()
+	if err := op.Stop(); err != nil {
+		t.Fatalf("stopping the operator: %v", err)
+	}
+	start := func(w operator.Wiring) {
+		var err error
+		if op, err = operator.Start(operatorConfig, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start(wire)
+	t.Cleanup(func() {
+		if err := op.Stop(); err != nil {
+			t.Errorf("stopping the operator: %v", err)
+		}
+		start(reconciler(sidecarImage))
+	})
+}
 
 func TestMain(m *testing.M) {
 	testenv.SetLogger()
@@ -39,14 +76,12 @@ func TestMain(m *testing.M) {
 	}
 	k8s = env.Client
 	// The reconciler runs as a user holding only the generated RBAC role.
-	operatorConfig, err := env.OperatorConfig(context.Background())
+	operatorConfig, err = env.OperatorConfig(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	op, err := operator.Start(operatorConfig, operator.WithReconciler(controllers.ModelDeploymentReconciler{
-		Resolver: fake, Images: fake, Examples: fake,
-	}))
+	op, err = operator.Start(operatorConfig, reconciler(sidecarImage))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -110,7 +110,8 @@ func podsFailing(pods []corev1.Pod, image string) (bool, string) {
 		if p.Status.Phase == corev1.PodFailed {
 			return true, fmt.Sprintf("pod %s failed: %s", p.Name, p.Status.Message)
 		}
-		for _, cs := range p.Status.ContainerStatuses {
+		// The init containers: the request-metrics sidecar.
+		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 			if w := cs.State.Waiting; w != nil && failingReasons[w.Reason] {
 				return true, fmt.Sprintf("pod %s: container %s is in %s", p.Name, cs.Name, w.Reason)
 			}

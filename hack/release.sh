@@ -95,7 +95,9 @@ cmp -s "$root/config/prometheus/alerts.yaml" "$chart_src/files/prometheus-rule.y
 
 # 5. install.yaml: config/default through an overlay that pins the image and
 # labels every object with the version. The JSON patch checks that container
-# 0 is the manager before replacing its image.
+# 0 is the manager before replacing its image; the replacement (run after
+# the patch) copies it into MLFLOW_OPERATOR_IMAGE, the request-metrics
+# sidecar's image, as config/manager does.
 mkdir -p "$tmp/overlay"
 # kustomize takes relative paths only.
 base=$(realpath --relative-to="$tmp/overlay" "$root/config/default")
@@ -120,6 +122,17 @@ patches:
       - op: replace
         path: /spec/template/spec/containers/0/image
         value: $image
+replacements:
+  - source:
+      kind: Deployment
+      name: mlflow-operator-controller-manager
+      fieldPath: spec.template.spec.containers.[name=manager].image
+    targets:
+      - select:
+          kind: Deployment
+          name: mlflow-operator-controller-manager
+        fieldPaths:
+          - spec.template.spec.containers.[name=manager].env.[name=MLFLOW_OPERATOR_IMAGE].value
 EOF
 {
   echo "# mlflow-operator $VERSION: kubectl apply --server-side -f install.yaml"
@@ -127,6 +140,8 @@ EOF
 } >"$tmp/install.yaml"
 n=$(grep -c "image: $image\$" "$tmp/install.yaml" || true)
 [[ "$n" == 1 ]] || die "install.yaml: expected the image $image once, found it $n times"
+n=$(grep -c "value: $image\$" "$tmp/install.yaml" || true)
+[[ "$n" == 1 ]] || die "install.yaml: expected the image $image once in MLFLOW_OPERATOR_IMAGE, found it $n times"
 mv "$tmp/install.yaml" "$out/install.yaml"
 
 # 6. The chart: a copy with the repository and digest in values.yaml (only

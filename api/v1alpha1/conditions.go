@@ -37,6 +37,10 @@ const (
 	// ConditionRolledBack is True when a failed rollout was rolled back to the
 	// last good version.
 	ConditionRolledBack = "RolledBack"
+	// ConditionRequestMetrics is True when the serving pods have the
+	// request-metrics sidecar spec.serving.requestMetrics asks for; present
+	// only while it asks for it.
+	ConditionRequestMetrics = "RequestMetrics"
 )
 
 // Reason is the CamelCase word that says why a condition has its status, or
@@ -139,6 +143,16 @@ const (
 	// ReasonKubernetesAPIError: a request to the Kubernetes API the
 	// reconcile needs failed (a read, a delete, a status write); retried.
 	ReasonKubernetesAPIError Reason = "KubernetesAPIError"
+)
+
+// RequestMetrics reasons.
+const (
+	// ReasonSidecarAdded: the pod template has the request-metrics sidecar.
+	ReasonSidecarAdded Reason = "SidecarAdded"
+	// ReasonSidecarImageMissing: the operator has no request-metrics image
+	// (--request-metrics-image, MLFLOW_OPERATOR_IMAGE); the model serves
+	// without the sidecar rather than not at all.
+	ReasonSidecarImageMissing Reason = "SidecarImageMissing"
 )
 
 // Event-only reasons: transitions that have no condition of their own.

@@ -11,6 +11,7 @@ import (
 // through the API server (a unit test, an old stored object) behaves the same.
 const (
 	DefaultPort                 int32 = 8080
+	DefaultRequestMetricsPort   int32 = 9102
 	DefaultMinReplicas          int32 = 3
 	DefaultMaxReplicas          int32 = 10
 	DefaultTargetCPUUtilization int32 = 70
@@ -56,6 +57,33 @@ func (s *ModelDeploymentSpec) ServingPort() int32 {
 		return DefaultPort
 	}
 	return s.Serving.Port
+}
+
+// RequestMetricsEnabled tells whether the serving pods get the
+// request-metrics sidecar.
+func (s *ModelDeploymentSpec) RequestMetricsEnabled() bool {
+	return s.Serving.RequestMetrics.Enabled
+}
+
+// RequestMetricsPort is the port of the sidecar's metrics endpoint.
+func (s *ModelDeploymentSpec) RequestMetricsPort() int32 {
+	if s.Serving.RequestMetrics.Port == 0 {
+		return DefaultRequestMetricsPort
+	}
+	return s.Serving.RequestMetrics.Port
+}
+
+// RequestMetricsTrafficPort is the port the sidecar takes the model's
+// traffic on: 9101, or the next port above it that is neither the serving
+// port nor the metrics port. Chosen, not configured: nobody calls it by
+// number (the Service and the NetworkPolicy name it), and so no spec can
+// make it collide.
+func (s *ModelDeploymentSpec) RequestMetricsTrafficPort() int32 {
+	p := int32(9101)
+	for p == s.ServingPort() || p == s.RequestMetricsPort() {
+		p++
+	}
+	return p
 }
 
 // MinReplicas is the fewest serving pods.

@@ -176,6 +176,7 @@ type ImageSpec struct {
 }
 
 // ServingSpec shapes the pods that serve the model.
+// +kubebuilder:validation:XValidation:rule="!has(self.requestMetrics) || !has(self.requestMetrics.enabled) || !self.requestMetrics.enabled || !has(self.requestMetrics.port) || self.requestMetrics.port != (has(self.port) ? self.port : 8080)",message="requestMetrics.port must differ from port: the metrics endpoint and the model server listen in the same pod",fieldPath=".requestMetrics.port"
 type ServingSpec struct {
 	// Port the MLflow scoring server listens on inside the pod, and the
 	// Service's port. 1024 or above: the pods run without privileges.
@@ -246,6 +247,34 @@ type ServingSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// RequestMetrics adds the request-metrics sidecar to the serving pods: a
+	// small proxy in front of the model server that counts and times its
+	// requests (rate, latency, errors) and serves them for Prometheus on a
+	// port of its own. The model server itself has no metrics endpoint.
+	// +optional
+	RequestMetrics RequestMetricsSpec `json:"requestMetrics,omitempty"`
+}
+
+// RequestMetricsSpec configures the request-metrics sidecar. It runs the
+// operator's own image (its flag --request-metrics-image); an operator
+// without one serves the model without the sidecar and says so in the
+// RequestMetrics condition.
+type RequestMetricsSpec struct {
+	// Enabled adds the sidecar. The Service then sends the model's traffic
+	// through it (the pods roll out once when this changes, without
+	// downtime); the model container's probes still ask the model itself.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Port of the metrics endpoint (/metrics, named "metrics" on the pod),
+	// for Prometheus. Not the serving port: the model's clients cannot
+	// reach it through the Service. 1024 or above.
+	// +optional
+	// +kubebuilder:default=9102
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
 }
 
 // ScalingSpec configures the HorizontalPodAutoscaler (autoscaling/v2) of the
@@ -316,6 +345,15 @@ type NetworkPolicySpec struct {
 	// +optional
 	// +listType=atomic
 	AllowFrom []networkingv1.NetworkPolicyPeer `json:"allowFrom,omitempty"`
+
+	// MetricsFrom are the peers admitted to the request-metrics port (see
+	// serving.requestMetrics), e.g. the Prometheus pods. Empty means every
+	// pod of every namespace: the endpoint serves only request counts and
+	// latencies by path and status code, no request content. Set it to
+	// your Prometheus to admit nothing else.
+	// +optional
+	// +listType=atomic
+	MetricsFrom []networkingv1.NetworkPolicyPeer `json:"metricsFrom,omitempty"`
 }
 
 // SmokeTestSpec configures the request a candidate must answer before it is

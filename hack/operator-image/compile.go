@@ -1,7 +1,8 @@
 package main
 
-// This file builds /manager: a static Linux binary, the same bytes for the
-// same sources and Go version wherever it is built.
+// This file builds the image's programs, /manager and /request-metrics:
+// static Linux binaries, the same bytes for the same sources and Go version
+// wherever they are built.
 
 import (
 	"debug/buildinfo"
@@ -121,36 +122,50 @@ func goVersion(p string) (string, error) {
 	return bi.GoVersion, nil
 }
 
-// binaries returns linux/arch -> path for each arch: the given ones, the
-// others built into dir.
-func binaries(archs []string, given map[string]string, moduleDir, pkg, version, dir string) (map[string]string, error) {
-	out := map[string]string{}
+// program is one binary of the image: its file name (at the image's root)
+// and its main package.
+type program struct{ name, pkg string }
+
+// programs are the image's binaries: the operator, with its main package
+// mainPkg, and the request-metrics sidecar of the model pods
+// (cmd/request-metrics), which runs from the same image.
+func programs(mainPkg string) []program {
+	return []program{{"manager", mainPkg}, {"request-metrics", "./cmd/request-metrics"}}
+}
+
+// binaries returns, for each arch, program name -> path: the given ones,
+// the others built into dir as NAME-linux-ARCH.
+func binaries(archs []string, given map[string]map[string]string, moduleDir string, progs []program, version, dir string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
 	for _, arch := range archs {
-		if p, ok := given[arch]; ok {
-			if err := checkStatic(p, arch); err != nil {
+		out[arch] = map[string]string{}
+		for _, prog := range progs {
+			if p, ok := given[arch][prog.name]; ok {
+				if err := checkStatic(p, arch); err != nil {
+					return nil, err
+				}
+				out[arch][prog.name] = p
+				continue
+			}
+			p, err := filepath.Abs(filepath.Join(dir, prog.name+"-linux-"+arch))
+			if err != nil {
 				return nil, err
 			}
-			out[arch] = p
-			continue
+			if err := compile(moduleDir, prog.pkg, arch, version, p); err != nil {
+				return nil, err
+			}
+			out[arch][prog.name] = p
 		}
-		p, err := filepath.Abs(filepath.Join(dir, "manager-linux-"+arch))
-		if err != nil {
-			return nil, err
-		}
-		if err := compile(moduleDir, pkg, arch, version, p); err != nil {
-			return nil, err
-		}
-		out[arch] = p
 	}
 	return out, nil
 }
 
 func compileCmd(args []string) error {
 	fs := flag.NewFlagSet("compile", flag.ContinueOnError)
-	out := fs.String("out", "", "folder for the binaries (manager-linux-ARCH)")
+	out := fs.String("out", "", "folder for the binaries (manager-linux-ARCH, request-metrics-linux-ARCH)")
 	plats := fs.String("platforms", "linux/amd64,linux/arm64", "platforms to build for")
 	moduleDir := fs.String("C", ".", "the operator's module folder")
-	pkg := fs.String("pkg", "./cmd", "the main package")
+	pkg := fs.String("pkg", "./cmd", "the operator's main package")
 	version := fs.String("version", "", "-X main.version")
 	if err := parse(fs, args, "out"); err != nil {
 		return err
@@ -162,12 +177,15 @@ func compileCmd(args []string) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	bins, err := binaries(archs, nil, *moduleDir, *pkg, *version, *out)
+	progs := programs(*pkg)
+	bins, err := binaries(archs, nil, *moduleDir, progs, *version, *out)
 	if err != nil {
 		return err
 	}
 	for _, arch := range archs {
-		fmt.Println(bins[arch])
+		for _, prog := range progs {
+			fmt.Println(bins[arch][prog.name])
+		}
 	}
 	return nil
 }

@@ -64,9 +64,11 @@ func etcFiles(bundle []byte) []file {
 	}
 }
 
-// managerFiles are the second layer: the platform's binary.
-func managerFiles(bin string) []file {
-	return []file{{name: "manager", mode: 0o555, src: bin}}
+// binaryFiles are the layer of one program: the platform's binary at the
+// image's root (/manager in the second layer, /request-metrics in the
+// third: a change of one leaves the other's layer as it was).
+func binaryFiles(name, bin string) []file {
+	return []file{{name: name, mode: 0o555, src: bin}}
 }
 
 // rootfsCmd writes the image's files into a folder: the Dockerfile's
@@ -75,7 +77,8 @@ func rootfsCmd(args []string) error {
 	fs := flag.NewFlagSet("rootfs", flag.ContinueOnError)
 	out := fs.String("out", "", "the folder to write (must not exist)")
 	platform := fs.String("platform", "", "linux/amd64 or linux/arm64")
-	binary := fs.String("binary", "", "a binary built before (default: go build)")
+	binary := fs.String("binary", "", "a /manager built before (default: go build)")
+	sidecar := fs.String("request-metrics-binary", "", "a /request-metrics built before (default: go build)")
 	moduleDir := fs.String("C", ".", "the operator's module folder")
 	pkg := fs.String("pkg", "./cmd", "the main package")
 	version := fs.String("version", "", "-X main.version")
@@ -104,20 +107,27 @@ func rootfsCmd(args []string) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	given := map[string]string{}
+	given := map[string]map[string]string{archs[0]: {}}
 	if *binary != "" {
-		given[archs[0]] = *binary
+		given[archs[0]]["manager"] = *binary
+	}
+	if *sidecar != "" {
+		given[archs[0]]["request-metrics"] = *sidecar
 	}
 	tmp, err := os.MkdirTemp("", "operator-image-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bins, err := binaries(archs, given, *moduleDir, *pkg, *version, tmp)
+	progs := programs(*pkg)
+	bins, err := binaries(archs, given, *moduleDir, progs, *version, tmp)
 	if err != nil {
 		return err
 	}
-	files := append(etcFiles(bundle), managerFiles(bins[archs[0]])...)
+	files := etcFiles(bundle)
+	for _, prog := range progs {
+		files = append(files, binaryFiles(prog.name, bins[archs[0]][prog.name])...)
+	}
 	if err := writeTree(*out, files, mtime); err != nil {
 		return err
 	}

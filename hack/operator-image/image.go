@@ -50,8 +50,9 @@ func buildCmd(args []string) error {
 	moduleDir := fs.String("C", ".", "the operator's module folder")
 	pkg := fs.String("pkg", "./cmd", "the main package")
 	keep := fs.String("keep-binaries", "", "folder to keep the built binaries in (default: removed)")
-	var binFlags listFlag
-	fs.Var(&binFlags, "binary", "linux/ARCH=PATH: a binary built before, instead of a go build; repeatable")
+	var binFlags, sidecarFlags listFlag
+	fs.Var(&binFlags, "binary", "linux/ARCH=PATH: a /manager built before, instead of a go build; repeatable")
+	fs.Var(&sidecarFlags, "request-metrics-binary", "linux/ARCH=PATH: a /request-metrics built before, instead of a go build; repeatable")
 	epoch := epochFlag(fs)
 	var m meta
 	fs.StringVar(&m.version, "version", "", "org.opencontainers.image.version (and -X main.version)")
@@ -66,7 +67,7 @@ func buildCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	given, err := binaryFlags(binFlags)
+	given, err := binaryFlags(map[string][]string{"manager": binFlags, "request-metrics": sidecarFlags})
 	if err != nil {
 		return err
 	}
@@ -88,7 +89,8 @@ func buildCmd(args []string) error {
 	} else if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return err
 	}
-	bins, err := binaries(archs, given, *moduleDir, *pkg, m.version, binDir)
+	progs := programs(*pkg)
+	bins, err := binaries(archs, given, *moduleDir, progs, m.version, binDir)
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func buildCmd(args []string) error {
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, arch := range archs {
-		img, err := platformImage(arch, bins[arch], *pkg, etc, *ca.version, m)
+		img, err := platformImage(arch, bins[arch], progs, etc, *ca.version, m)
 		if err != nil {
 			return err
 		}
@@ -131,16 +133,9 @@ func prefixed(p string, l []string) []string {
 	return out
 }
 
-// platformImage is one platform's image: the /etc layer, then /manager.
-func platformImage(arch, bin, pkg string, etc *memLayer, caVersion string, m meta) (v1.Image, error) {
-	gover, err := goVersion(bin)
-	if err != nil {
-		return nil, err
-	}
-	mgr, err := writeLayer(managerFiles(bin), m.created)
-	if err != nil {
-		return nil, err
-	}
+// platformImage is one platform's image: the /etc layer, then one layer
+// per program (/manager, /request-metrics).
+func platformImage(arch string, bins map[string]string, progs []program, etc *memLayer, caVersion string, m meta) (v1.Image, error) {
 	cfg := &v1.ConfigFile{
 		Created:      v1.Time{Time: m.created},
 		OS:           "linux",
@@ -156,29 +151,42 @@ func platformImage(arch, bin, pkg string, etc *memLayer, caVersion string, m met
 	}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+	img, err := mutate.ConfigFile(img, cfg)
+	if err != nil {
 		return nil, err
 	}
-	img, err = mutate.Append(img,
-		mutate.Addendum{Layer: etc, History: v1.History{
-			Created:   v1.Time{Time: m.created},
-			CreatedBy: fmt.Sprintf("/etc/passwd, /etc/group (nonroot %d), /etc/ssl/certs/ca-certificates.crt (Debian ca-certificates %s) (hack/operator-image)", nonrootUID, caVersion),
-		}},
-		mutate.Addendum{Layer: mgr, History: v1.History{
+	adds := []mutate.Addendum{{Layer: etc, History: v1.History{
+		Created:   v1.Time{Time: m.created},
+		CreatedBy: fmt.Sprintf("/etc/passwd, /etc/group (nonroot %d), /etc/ssl/certs/ca-certificates.crt (Debian ca-certificates %s) (hack/operator-image)", nonrootUID, caVersion),
+	}}}
+	sizes := []string{mib(int64(len(etc.gz))) + " (/etc)"}
+	uncompressed := etc.uncompressed
+	for _, prog := range progs {
+		bin := bins[prog.name]
+		gover, err := goVersion(bin)
+		if err != nil {
+			return nil, err
+		}
+		l, err := writeLayer(binaryFiles(prog.name, bin), m.created)
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{
 			Created: v1.Time{Time: m.created},
-			CreatedBy: fmt.Sprintf("/manager: CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s (%s) (hack/operator-image)",
-				arch, strings.Join(quoteArgs(buildArgs(m.version, "manager", pkg)), " "), gover),
-		}},
-	)
-	if err != nil {
+			CreatedBy: fmt.Sprintf("/%s: CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s (%s) (hack/operator-image)",
+				prog.name, arch, strings.Join(quoteArgs(buildArgs(m.version, prog.name, prog.pkg)), " "), gover),
+		}})
+		sizes = append(sizes, mib(int64(len(l.gz)))+" (/"+prog.name+")")
+		uncompressed += l.uncompressed
+	}
+	if img, err = mutate.Append(img, adds...); err != nil {
 		return nil, err
 	}
 	d, err := img.Digest()
 	if err != nil {
 		return nil, err
 	}
-	logf("linux/%s: %s; layers %s (/etc) + %s (/manager) compressed, %s uncompressed", arch, d,
-		mib(int64(len(etc.gz))), mib(int64(len(mgr.gz))), mib(etc.uncompressed+mgr.uncompressed))
+	logf("linux/%s: %s; layers %s compressed, %s uncompressed", arch, d, strings.Join(sizes, " + "), mib(uncompressed))
 	return img, nil
 }
 

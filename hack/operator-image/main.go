@@ -1,6 +1,7 @@
 // Command operator-image builds the operator's own container image without a
 // Docker engine: a multi-platform OCI image index (linux/amd64 and
-// linux/arm64) of a static /manager, /etc/passwd and /etc/group with the
+// linux/arm64) of a static /manager and /request-metrics (the model pods'
+// request-metrics sidecar, cmd/request-metrics), /etc/passwd and /etc/group with the
 // nonroot user 65532, and Debian's CA bundle. `make image` and `make
 // image-push` drive it; the Dockerfile runs its rootfs command so that a
 // Docker build ships the same files. See docs/image.md.
@@ -120,20 +121,26 @@ func platforms(s string) ([]string, error) {
 	return archs, nil
 }
 
-// binaryFlags parses -binary linux/ARCH=PATH flags: binaries built before,
-// used instead of a go build.
-func binaryFlags(l []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, kv := range l {
-		p, path, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, fmt.Errorf("-binary %q: want linux/ARCH=PATH", kv)
+// binaryFlags parses -binary (the manager) and -request-metrics-binary
+// linux/ARCH=PATH flags: binaries built before, used instead of a go build.
+// The result is arch -> program name -> path.
+func binaryFlags(byProgram map[string][]string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for name, l := range byProgram {
+		for _, kv := range l {
+			p, path, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("%s binary %q: want linux/ARCH=PATH", name, kv)
+			}
+			archs, err := platforms(p)
+			if err != nil {
+				return nil, fmt.Errorf("%s binary %q: %w", name, kv, err)
+			}
+			if out[archs[0]] == nil {
+				out[archs[0]] = map[string]string{}
+			}
+			out[archs[0]][name] = path
 		}
-		archs, err := platforms(p)
-		if err != nil {
-			return nil, fmt.Errorf("-binary %q: %w", kv, err)
-		}
-		out[archs[0]] = path
 	}
 	return out, nil
 }

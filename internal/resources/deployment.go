@@ -18,6 +18,10 @@ type Workload struct {
 	Image string
 	// ModelVersion is the MLflow model version the image carries.
 	ModelVersion string
+	// RequestMetricsImage, when set, adds the request-metrics sidecar from
+	// this image (the operator's own). The caller sets it only when the
+	// spec asks for request metrics.
+	RequestMetricsImage string
 }
 
 // Timings of the serving pods.
@@ -73,11 +77,22 @@ func PodTemplate(md *v1alpha1.ModelDeployment, w Workload, selector map[string]s
 	labels := mergeLabels(spec.PodLabels, Labels(md), selector, map[string]string{
 		v1alpha1.LabelModelVersion: w.ModelVersion,
 	})
+	annotations := spec.PodAnnotations
+	modelPort := PortName
+	var initContainers []corev1.Container
+	if w.RequestMetricsImage != "" {
+		// The sidecar takes the Service's port name; the probes still
+		// ask the model itself.
+		modelPort = ModelPortName
+		initContainers = append(initContainers, requestMetricsSidecar(md, w.RequestMetricsImage))
+		labels[v1alpha1.LabelRequestMetrics] = "true"
+		annotations = mergeLabels(annotations, map[string]string{v1alpha1.AnnotationModelName: md.Spec.Model.Name})
+	}
 
 	probe := func(period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{
-				HTTPGet: &corev1.HTTPGetAction{Path: "/ping", Port: intstr.FromString(PortName)},
+				HTTPGet: &corev1.HTTPGetAction{Path: "/ping", Port: intstr.FromString(modelPort)},
 			},
 			PeriodSeconds:    period,
 			TimeoutSeconds:   3,
@@ -92,7 +107,7 @@ func PodTemplate(md *v1alpha1.ModelDeployment, w Workload, selector map[string]s
 		Command:         spec.Command,
 		Args:            spec.Args,
 		Ports: []corev1.ContainerPort{{
-			Name: PortName, ContainerPort: port, Protocol: corev1.ProtocolTCP,
+			Name: modelPort, ContainerPort: port, Protocol: corev1.ProtocolTCP,
 		}},
 		Env:            spec.Env,
 		Resources:      containerResources(spec.Resources),
@@ -119,9 +134,10 @@ func PodTemplate(md *v1alpha1.ModelDeployment, w Workload, selector map[string]s
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels:      labels,
-			Annotations: spec.PodAnnotations,
+			Annotations: annotations,
 		},
 		Spec: corev1.PodSpec{
+			InitContainers:                initContainers,
 			Containers:                    []corev1.Container{container},
 			ServiceAccountName:            spec.ServiceAccountName,
 			AutomountServiceAccountToken:  ptr.To(false),

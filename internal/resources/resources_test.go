@@ -371,7 +371,9 @@ func TestNetworkPolicy(t *testing.T) {
 			if np.Spec.PodSelector.MatchLabels[v1alpha1.LabelName] != md.Name || len(np.Spec.PodSelector.MatchLabels) != 1 {
 				t.Errorf("pod selector %v", np.Spec.PodSelector)
 			}
-			if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 8500 {
+			// The serving port by number and by the name the Service targets.
+			if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 2 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 8500 ||
+				np.Spec.Ingress[0].Ports[1].Port.String() != PortName {
 				t.Fatalf("ingress %+v admits more than the serving port", np.Spec.Ingress)
 			}
 			if !reflect.DeepEqual(np.Spec.Ingress[0].From, tc.want) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"go/build"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -56,6 +57,11 @@ func TestImportRules(t *testing.T) {
 		// Notifications: the API's words, the message rule and the metrics,
 		// nothing of the reconciler's adapters.
 		{dir: "internal/notify", allowed: []string{"api/v1alpha1", "internal/text", "internal/metrics"}},
+		// The request-metrics sidecar runs in every model pod: a proxy and
+		// its metrics, nothing of Kubernetes (TestSidecarKnowsNoKubernetes
+		// checks its whole dependency tree).
+		{dir: "cmd/request-metrics", allowed: []string{"internal/requestmetrics"}, forbidden: []string{"sigs.k8s.io", "k8s.io"}},
+		{dir: "internal/requestmetrics", allowed: []string{}, forbidden: []string{"sigs.k8s.io", "k8s.io"}},
 	}
 	for _, p := range pure {
 		rules = append(rules, struct {
@@ -109,6 +115,27 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
+// TestSidecarKnowsNoKubernetes: cmd/request-metrics runs in every model pod
+// and must stay a small binary; nothing it links, directly or not, is of
+// Kubernetes (client-go, controller-runtime, apimachinery).
+func TestSidecarKnowsNoKubernetes(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/request-metrics")
+	cmd.Dir = repoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps listed only %v", deps)
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, "k8s.io/") || strings.HasPrefix(d, "sigs.k8s.io/") {
+			t.Errorf("cmd/request-metrics depends on %s: the sidecar must not link Kubernetes libraries", d)
+		}
+	}
+}
+
 // TestPrometheusOnlyInMetrics: internal/metrics alone defines metrics; the
 // packages that record them call it, so no other package imports the
 // Prometheus client (tests may, to read them back).
@@ -136,6 +163,13 @@ func TestPrometheusOnlyInMetrics(t *testing.T) {
 		}
 		checked++
 		if rel == "internal/metrics" || strings.HasPrefix(rel, "internal/metrics/") {
+			return nil
+		}
+		// The request-metrics sidecar is a separate binary in the model's
+		// pods (cmd/request-metrics) with a registry of its own: its
+		// metrics are the model's, not the operator's, and nothing of
+		// internal/metrics (controller-runtime's registry) belongs there.
+		if rel == "internal/requestmetrics" {
 			return nil
 		}
 		for _, imp := range pkg.Imports {

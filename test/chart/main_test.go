@@ -113,6 +113,7 @@ var scenarios = []scenario{
 	{"webhook-existing-secret"},
 	{"webhook-created-secret"},
 	{"servicemonitor"},
+	{"podmonitor"},
 	{"replicas-placement"},
 }
 

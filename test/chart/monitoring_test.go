@@ -11,8 +11,20 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/procs"
 )
+
+// repoBytes reads a file of the repository.
+func repoBytes(t *testing.T, rel string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(procs.RepoRoot(), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
 
 // configObject reads one object of config/ as unstructured.
 func configObject(t *testing.T, rel string) *unstructured.Unstructured {
@@ -96,8 +108,71 @@ func TestServiceMonitorMatchesConfig(t *testing.T) {
 	}
 }
 
+// TestPodMonitorMatchesConfig: the chart's PodMonitor scrapes the model
+// pods as config/prometheus/podmonitor.yaml does (selector, namespaces,
+// endpoint, relabelling), and config/prometheus/scrape-model-pods.yaml,
+// for a Prometheus without the operator, keeps the same pods and port and
+// makes the same labels.
+func TestPodMonitorMatchesConfig(t *testing.T) {
+	requireHelm(t)
+	chartPM := one(t, parse(t, renderChart(t, chartDir, false, "--set", "metrics.podMonitor.enabled=true")), "PodMonitor")
+	configPM := configObject(t, "config/prometheus/podmonitor.yaml")
+	for _, field := range [][]string{{"spec", "selector"}, {"spec", "namespaceSelector"}, {"spec", "podMetricsEndpoints"}} {
+		c, _, _ := unstructured.NestedFieldNoCopy(chartPM.Object, field...)
+		k, _, _ := unstructured.NestedFieldNoCopy(configPM.Object, field...)
+		if c == nil || !reflect.DeepEqual(c, k) {
+			t.Errorf("%s: chart %v, config %v", strings.Join(field, "."), c, k)
+		}
+	}
+	selector, _, _ := unstructured.NestedStringMap(configPM.Object, "spec", "selector", "matchLabels")
+	if !reflect.DeepEqual(selector, map[string]string{v1alpha1.LabelRequestMetrics: "true"}) {
+		t.Errorf("the PodMonitor selects %v, not the label the operator puts on pods with the sidecar", selector)
+	}
+	eps, _, _ := unstructured.NestedSlice(configPM.Object, "spec", "podMetricsEndpoints")
+	ep := eps[0].(map[string]any)
+	if ep["port"] != resources.MetricsPortName {
+		t.Errorf("the PodMonitor scrapes port %v, not the sidecar's %s", ep["port"], resources.MetricsPortName)
+	}
+	targets := map[string]string{}
+	for _, r := range ep["relabelings"].([]any) {
+		rl := r.(map[string]any)
+		targets[rl["targetLabel"].(string)] = rl["sourceLabels"].([]any)[0].(string)
+	}
+
+	var jobs []struct {
+		Relabel []struct {
+			Source []string `json:"source_labels"`
+			Regex  string   `json:"regex"`
+			Action string   `json:"action"`
+			Target string   `json:"target_label"`
+		} `json:"relabel_configs"`
+	}
+	if err := yaml.Unmarshal(repoBytes(t, "config/prometheus/scrape-model-pods.yaml"), &jobs); err != nil || len(jobs) != 1 {
+		t.Fatalf("config/prometheus/scrape-model-pods.yaml: %v (%d jobs)", err, len(jobs))
+	}
+	keep := false
+	for _, r := range jobs[0].Relabel {
+		switch {
+		case r.Action == "keep":
+			keep = r.Regex == "true;"+resources.MetricsPortName && len(r.Source) == 2 &&
+				r.Source[0] == "__meta_kubernetes_pod_label_serving_mlflow_operator_io_request_metrics"
+		case targets[r.Target] != "":
+			if r.Source[0] != targets[r.Target] {
+				t.Errorf("scrape job: %s from %v, the PodMonitor's from %s", r.Target, r.Source, targets[r.Target])
+			}
+			delete(targets, r.Target)
+		}
+	}
+	if !keep {
+		t.Error("the scrape job does not keep only the sidecar's metrics port of the pods with the label")
+	}
+	if len(targets) > 0 {
+		t.Errorf("the scrape job lacks the PodMonitor's labels %v", targets)
+	}
+}
+
 // TestConfigPrometheusApplies: `kustomize build config/prometheus` gives a
-// ServiceMonitor and a PrometheusRule the API server accepts (with the
+// ServiceMonitor, a PodMonitor and a PrometheusRule the API server accepts (with the
 // stand-in CRDs), in the operator's namespace. It needs KUSTOMIZE.
 func TestConfigPrometheusApplies(t *testing.T) {
 	kustomize := os.Getenv("KUSTOMIZE")
@@ -110,7 +185,7 @@ func TestConfigPrometheusApplies(t *testing.T) {
 		t.Fatalf("kustomize build config/prometheus: %v", err)
 	}
 	objs := parse(t, string(out))
-	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule", "PodMonitor"} {
 		if o := one(t, objs, kind); o.GetNamespace() != releaseNS || !strings.HasPrefix(o.GetName(), "mlflow-operator-") {
 			t.Errorf("%s %s/%s: want it in %s, named mlflow-operator-...", kind, o.GetNamespace(), o.GetName(), releaseNS)
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"github.com/mlflow-operator/mlflow-operator/test/harness/procs"
 )
 
@@ -103,6 +105,9 @@ func TestRelease(t *testing.T) {
 				t.Errorf("container %s runs %s, want %s", ctr.Name, ctr.Image, pinned)
 			}
 		}
+		if got := sidecarImageEnv(d); got != pinned {
+			t.Errorf("MLFLOW_OPERATOR_IMAGE (the request-metrics sidecar's image) is %q, want the pinned %s", got, pinned)
+		}
 		for _, kind := range []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "NetworkPolicy"} {
 			if len(ofKind(objs, kind)) == 0 {
 				t.Errorf("install.yaml has no %s", kind)
@@ -136,7 +141,21 @@ func TestRelease(t *testing.T) {
 		if img := deployment(t, objs).Spec.Template.Spec.Containers[0].Image; img != releaseImage+"@"+releaseDigest {
 			t.Errorf("the chart's Deployment runs %s, want the pinned image", img)
 		}
+		if got := sidecarImageEnv(deployment(t, objs)); got != releaseImage+"@"+releaseDigest {
+			t.Errorf("the chart's MLFLOW_OPERATOR_IMAGE is %q, want the pinned image", got)
+		}
 	})
+}
+
+// sidecarImageEnv is the manager's MLFLOW_OPERATOR_IMAGE: the image of the
+// request-metrics sidecar, which must be the operator's own.
+func sidecarImageEnv(d *appsv1.Deployment) string {
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "MLFLOW_OPERATOR_IMAGE" {
+			return e.Value
+		}
+	}
+	return ""
 }
 
 // TestReleaseRefusesBadVersions: VERSION must be semver with a leading v.

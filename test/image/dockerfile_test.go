@@ -95,7 +95,8 @@ func TestDockerfileMatchesBuilder(t *testing.T) {
 	}
 
 	// The builder stage: on the build machine's platform, with every folder
-	// of the module ./cmd imports, running operator-image rootfs.
+	// of the module ./cmd and ./cmd/request-metrics import, running
+	// operator-image rootfs.
 	from := words(t, builder.from, nil)
 	if len(from) != 4 || from[0] != "--platform=$BUILDPLATFORM" || from[2] != "AS" || from[3] != "builder" {
 		t.Errorf("builder FROM %q, want --platform=$BUILDPLATFORM <golang image> AS builder", builder.from)
@@ -146,7 +147,7 @@ func TestDockerfileMatchesBuilder(t *testing.T) {
 		}
 		cmdArgs = append(cmdArgs, k, v)
 	}
-	if _, err := command(tool, append(append([]string{"rootfs"}, cmdArgs...), "-binary", bins["amd64"])...); err != nil {
+	if _, err := command(tool, append(append([]string{"rootfs"}, cmdArgs...), "-binary", bins["amd64"], "-request-metrics-binary", sidecars["amd64"])...); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

@@ -151,7 +151,7 @@ func lookup(t *testing.T, name string, vars map[string]string) string {
 // moduleDirs are the top folders of this module that ./cmd's packages are in.
 func moduleDirs(t *testing.T) []string {
 	t.Helper()
-	out, err := command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", "./cmd")
+	out, err := command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", "./cmd", "./cmd/request-metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,8 +50,8 @@ func TestIndexHasBothPlatforms(t *testing.T) {
 	// The /etc layer is the same blob on both platforms.
 	l0 := func(a string) string {
 		ls, err := imgs[a].Layers()
-		if err != nil || len(ls) != 2 {
-			t.Fatalf("linux/%s: %d layers (%v), want 2", a, len(ls), err)
+		if err != nil || len(ls) != 3 {
+			t.Fatalf("linux/%s: %d layers (%v), want 3 (/etc, /manager, /request-metrics)", a, len(ls), err)
 		}
 		d, _ := ls[0].Digest()
 		return d.String()
@@ -95,8 +95,9 @@ func TestConfig(t *testing.T) {
 		if !cf.Created.Time.Equal(created) {
 			t.Errorf("linux/%s: created %s, want %s", a, cf.Created.Time, created)
 		}
-		if len(cf.History) != 2 || len(cf.RootFS.DiffIDs) != 2 {
-			t.Errorf("linux/%s: %d history entries, %d diff IDs; want 2 and 2", a, len(cf.History), len(cf.RootFS.DiffIDs))
+		// /etc, /manager, /request-metrics.
+		if len(cf.History) != 3 || len(cf.RootFS.DiffIDs) != 3 {
+			t.Errorf("linux/%s: %d history entries, %d diff IDs; want 3 and 3", a, len(cf.History), len(cf.RootFS.DiffIDs))
 		}
 		for _, h := range cf.History {
 			if !h.Created.Time.Equal(created) {
@@ -130,6 +131,7 @@ func TestFiles(t *testing.T) {
 		{"etc/ssl/certs/", tar.TypeDir, 0o755},
 		{"etc/ssl/certs/ca-certificates.crt", tar.TypeReg, 0o444},
 		{"manager", tar.TypeReg, 0o555},
+		{"request-metrics", tar.TypeReg, 0o555},
 	}
 	for a, img := range platformImages(t, index(t, built)) {
 		es := entries(t, img)
@@ -155,6 +157,9 @@ func TestFiles(t *testing.T) {
 		}
 		if got := string(file(t, es, "manager")); got != string(mustRead(t, bins[a])) {
 			t.Errorf("linux/%s: /manager is not the binary built", a)
+		}
+		if got := string(file(t, es, "request-metrics")); got != string(mustRead(t, sidecars[a])) {
+			t.Errorf("linux/%s: /request-metrics is not the binary built", a)
 		}
 		passwd := string(file(t, es, "etc/passwd"))
 		if !strings.Contains(passwd, "\nnonroot:x:65532:65532:") {
@@ -206,61 +211,70 @@ func TestCABundle(t *testing.T) {
 func TestBinaryIsStatic(t *testing.T) {
 	machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 	for a, img := range platformImages(t, index(t, built)) {
-		p := filepath.Join(t.TempDir(), "manager")
-		if err := os.WriteFile(p, file(t, entries(t, img), "manager"), 0o600); err != nil {
-			t.Fatal(err)
+		for _, name := range []string{"manager", "request-metrics"} {
+			checkStatic(t, a, name, machine[a], file(t, entries(t, img), name))
 		}
-		f, err := elf.Open(p)
-		if err != nil {
-			t.Fatal(err)
+	}
+}
+
+// checkStatic checks that the image's binary name for linux/a is static,
+// stripped and built with the fixed flags.
+func checkStatic(t *testing.T, a, name string, machine elf.Machine, data []byte) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Machine != machine || f.Type != elf.ET_EXEC {
+		t.Errorf("linux/%s: /%s: ELF machine %s type %s", a, name, f.Machine, f.Type)
+	}
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP || prog.Type == elf.PT_DYNAMIC {
+			t.Errorf("linux/%s: program header %s: not static", a, prog.Type)
 		}
-		if f.Machine != machine[a] || f.Type != elf.ET_EXEC {
-			t.Errorf("linux/%s: ELF machine %s type %s", a, f.Machine, f.Type)
+	}
+	if libs, err := f.ImportedLibraries(); err != nil || len(libs) != 0 {
+		t.Errorf("linux/%s: DT_NEEDED %v (%v)", a, libs, err)
+	}
+	if f.Section(".interp") != nil || f.Section(".symtab") != nil {
+		t.Errorf("linux/%s: has .interp or a symbol table (-s)", a)
+	}
+	defer f.Close()
+	bi, err := buildinfo.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	// -ldflags and -buildvcs=false leave no setting behind (-trimpath
+	// drops -ldflags); what they do is checked below.
+	want := map[string]string{"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": a, "-trimpath": "true", "GOAMD64": "v1"}
+	if a == "arm64" {
+		delete(want, "GOAMD64")
+		want["GOARM64"] = "v8.0"
+	}
+	for k, v := range want {
+		if settings[k] != v {
+			t.Errorf("linux/%s: build setting %s=%q, want %q", a, k, settings[k], v)
 		}
-		for _, prog := range f.Progs {
-			if prog.Type == elf.PT_INTERP || prog.Type == elf.PT_DYNAMIC {
-				t.Errorf("linux/%s: program header %s: not static", a, prog.Type)
-			}
+	}
+	for _, sec := range f.Sections {
+		if strings.HasPrefix(sec.Name, ".debug_") || strings.HasPrefix(sec.Name, ".zdebug_") {
+			t.Errorf("linux/%s: DWARF section %s (-w)", a, sec.Name)
 		}
-		if libs, err := f.ImportedLibraries(); err != nil || len(libs) != 0 {
-			t.Errorf("linux/%s: DT_NEEDED %v (%v)", a, libs, err)
-		}
-		if f.Section(".interp") != nil || f.Section(".symtab") != nil {
-			t.Errorf("linux/%s: has .interp or a symbol table (-s)", a)
-		}
-		defer f.Close()
-		bi, err := buildinfo.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		settings := map[string]string{}
-		for _, s := range bi.Settings {
-			settings[s.Key] = s.Value
-		}
-		// -ldflags and -buildvcs=false leave no setting behind (-trimpath
-		// drops -ldflags); what they do is checked below.
-		want := map[string]string{"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": a, "-trimpath": "true", "GOAMD64": "v1"}
-		if a == "arm64" {
-			delete(want, "GOAMD64")
-			want["GOARM64"] = "v8.0"
-		}
-		for k, v := range want {
-			if settings[k] != v {
-				t.Errorf("linux/%s: build setting %s=%q, want %q", a, k, settings[k], v)
-			}
-		}
-		for _, sec := range f.Sections {
-			if strings.HasPrefix(sec.Name, ".debug_") || strings.HasPrefix(sec.Name, ".zdebug_") {
-				t.Errorf("linux/%s: DWARF section %s (-w)", a, sec.Name)
-			}
-		}
-		if id, err := command("go", "tool", "buildid", p); err != nil || strings.TrimSpace(id) != "" {
-			t.Errorf("linux/%s: Go build ID %q (%v), want none (-buildid=)", a, id, err)
-		}
-		for k := range settings {
-			if strings.HasPrefix(k, "vcs") {
-				t.Errorf("linux/%s: VCS stamped (%s): -buildvcs=false", a, k)
-			}
+	}
+	if id, err := command("go", "tool", "buildid", p); err != nil || strings.TrimSpace(id) != "" {
+		t.Errorf("linux/%s: Go build ID %q (%v), want none (-buildid=)", a, id, err)
+	}
+	for k := range settings {
+		if strings.HasPrefix(k, "vcs") {
+			t.Errorf("linux/%s: VCS stamped (%s): -buildvcs=false", a, k)
 		}
 	}
 }

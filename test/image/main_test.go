@@ -41,13 +41,14 @@ var archs = []string{"amd64", "arm64"}
 
 // The shared state TestMain builds.
 var (
-	root   string            // the repository
-	work   string            // the temporary folder of this run
-	tool   string            // the operator-image binary
-	caDeb  string            // the fetched ca-certificates .deb
-	bins   map[string]string // arch -> /manager built once
-	built  string            // the OCI layout built from bins
-	digest string            // its index digest
+	root     string            // the repository
+	work     string            // the temporary folder of this run
+	tool     string            // the operator-image binary
+	caDeb    string            // the fetched ca-certificates .deb
+	bins     map[string]string // arch -> /manager built once
+	sidecars map[string]string // arch -> /request-metrics built once
+	built    string            // the OCI layout built from bins
+	digest   string            // its index digest
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -83,9 +84,10 @@ func setup() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "test/image: built the operator for %s in %s\n", strings.Join(archs, " and "), time.Since(t).Round(time.Second))
-	bins = map[string]string{}
+	bins, sidecars = map[string]string{}, map[string]string{}
 	for _, a := range archs {
 		bins[a] = filepath.Join(work, "bins", "manager-linux-"+a)
+		sidecars[a] = filepath.Join(work, "bins", "request-metrics-linux-"+a)
 	}
 	built = filepath.Join(work, "image")
 	digest, err = buildLayout(built, bins)
@@ -112,14 +114,14 @@ func commandEnv(env []string, name string, args ...string) (string, error) {
 }
 
 // buildArgs are the build command's flags for these tests, with the given
-// binaries (arch -> path).
+// /manager binaries (arch -> path) and the /request-metrics built once.
 func buildArgs(out string, binaries map[string]string) []string {
 	args := []string{"build", "-out", out, "-ca-deb", caDeb, "-epoch", testEpoch,
 		"-version", testVersion, "-revision", testRevision, "-source", testSource, "-licenses", testLicenses}
 	var plats []string
 	for _, a := range archs {
 		if p, ok := binaries[a]; ok {
-			args = append(args, "-binary", "linux/"+a+"="+p)
+			args = append(args, "-binary", "linux/"+a+"="+p, "-request-metrics-binary", "linux/"+a+"="+sidecars[a])
 			plats = append(plats, "linux/"+a)
 		}
 	}
