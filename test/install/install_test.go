@@ -331,6 +331,7 @@ func TestInstall(t *testing.T) {
 		// Its server dies in production pods of a "dying" version (the
 		// role from the downward API), to be rolled back at the end.
 		md := modelDeployment(t, "team-b", "charted", time.Hour, func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Serving.RequestMetrics.Enabled = true
 			md.Spec.Serving.Env = []corev1.EnvVar{{Name: "POD_ROLE", ValueFrom: &corev1.EnvVarSource{
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + v1alpha1.LabelRole + "']"}}}}
 		})

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +92,15 @@ func startPrometheus(t *testing.T) *prometheus {
 	anonymous["job_name"] = "anonymous"
 	delete(anonymous, "authorization")
 
+	// The model pods' request metrics, as the PodMonitor would scrape them.
+	var modelJobs []map[string]any
+	if err := yaml.Unmarshal(repoFile(t, "config/prometheus/scrape-model-pods.yaml"), &modelJobs); err != nil || len(modelJobs) != 1 {
+		t.Fatalf("config/prometheus/scrape-model-pods.yaml: %v (%d jobs)", err, len(modelJobs))
+	}
+	models := modelJobs[0]
+	models["scrape_interval"], models["scrape_timeout"] = "2s", "2s"
+	models["kubernetes_sd_configs"].([]any)[0].(map[string]any)["kubeconfig_file"] = st.Cluster.Kubeconfig
+
 	var rule struct {
 		Spec struct {
 			Groups []any `json:"groups"`
@@ -104,7 +115,7 @@ func startPrometheus(t *testing.T) *prometheus {
 	writeYAML(t, cfg, map[string]any{
 		"global":         map[string]any{"scrape_interval": "2s", "evaluation_interval": "2s"},
 		"rule_files":     []string{rules},
-		"scrape_configs": []any{job, anonymous},
+		"scrape_configs": []any{job, anonymous, models},
 	})
 
 	port, err := procs.FreePort()
@@ -231,6 +242,7 @@ func checkMetrics(t *testing.T, prom *prometheus, md *v1alpha1.ModelDeployment) 
 		"what serves", eq(1))
 	prom.waitFor(t, time.Minute, fmt.Sprintf(`mlflow_operator_modeldeployment_ready{namespace=%q,name=%q}`, md.Namespace, md.Name), "Ready", eq(1))
 	prom.waitFor(t, time.Minute, `sum(mlflow_operator_webhook_deliveries_total{result="relayed"})`, "the standby's relayed delivery", atLeast(1))
+	checkRequestMetrics(t, prom, md)
 	if firing, err := prom.query(`ALERTS{alertname="MLflowModelRolledBack"}`); err != nil || len(firing) != 0 {
 		t.Fatalf("MLflowModelRolledBack before any rollback: %v %v", firing, err)
 	}
@@ -251,4 +263,65 @@ func checkMetrics(t *testing.T, prom *prometheus, md *v1alpha1.ModelDeployment) 
 	prom.waitFor(t, 2*time.Minute, `sum(mlflow_operator_rollbacks_total{reason="PodsFailing"})`, "the rollback counted", eq(1))
 	prom.waitFor(t, 2*time.Minute, `ALERTS{alertname="MLflowModelRolledBack",alertstate="firing",reason="PodsFailing"}`, "the rollback alert firing", eq(1))
 	t.Logf("MEASURED rollback -> MLflowModelRolledBack firing (2 s scrape and evaluation intervals): %s", time.Since(rolledBack).Round(time.Second))
+}
+
+// irisRows is a request the iris models of the fixture answer.
+const irisRows = `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}}`
+
+// checkRequestMetrics: predictions and a bad request sent through md's
+// Service reach the model through the request-metrics sidecar, and
+// Prometheus, scraping the model pods as the shipped PodMonitor does, counts
+// them by code, with the model, version and ModelDeployment as labels.
+func checkRequestMetrics(t *testing.T, prom *prometheus, md *v1alpha1.ModelDeployment) {
+	t.Helper()
+	svc := &corev1.Service{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), svc); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s:%d/invocations", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
+	const n = 20
+	for i := 0; i < n; i++ {
+		resp, err := http.Post(url, "application/json", strings.NewReader(irisRows))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("prediction %d through the Service: %s", i, resp.Status)
+		}
+	}
+	resp, err := http.Post(url, "application/json", strings.NewReader(`{"not": "a dataframe"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	bad := resp.StatusCode
+	defer func() {
+		if t.Failed() {
+			prom.dump(t, "/api/v1/targets?state=any", `/api/v1/series?match[]=mlflow_model_requests_total`)
+		}
+	}()
+	sel := fmt.Sprintf(`model="charted",modeldeployment=%q,namespace=%q,path="/invocations"`, md.Name, md.Namespace)
+	prom.waitFor(t, 2*time.Minute, `sum(mlflow_model_requests_total{`+sel+`,code="200"})`, "the predictions counted", func(v float64) bool { return v >= n })
+	prom.waitFor(t, time.Minute, fmt.Sprintf(`sum(mlflow_model_requests_total{%s,code="%d"})`, sel, bad), "the bad request counted by its code", func(v float64) bool { return v == 1 })
+	// Production pods of version 3 answered them.
+	prom.waitFor(t, time.Minute, `sum(mlflow_model_requests_total{`+sel+`,version="3",role="production"})`, "labelled with the version and role", func(v float64) bool { return v >= n })
+	p50 := prom.waitFor(t, time.Minute, `histogram_quantile(0.5, sum by (le) (rate(mlflow_model_request_duration_seconds_bucket{`+sel+`}[5m])))`,
+		"the latency", func(v float64) bool { return v > 0 })
+	t.Logf("MEASURED model request latency p50 through the sidecar (from its histogram): %.0f ms; the bad request answered %d", p50*1000, bad)
+}
+
+// dump logs what the Prometheus API answers on paths, for a failed test.
+func (p *prometheus) dump(t *testing.T, paths ...string) {
+	for _, path := range paths {
+		resp, err := http.Get(p.api + path)
+		if err != nil {
+			t.Logf("%s: %v", path, err)
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		t.Logf("%s:\n%s", path, b)
+	}
 }
