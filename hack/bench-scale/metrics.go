@@ -129,20 +129,25 @@ func (sc scrape) sum(name string, match map[string]string) float64 {
 	return t
 }
 
-// by adds the samples named name by the value of label.
-func (sc scrape) by(name, label string) map[string]float64 {
+// by adds the samples named name by the values of labels (joined by
+// "/").
+func (sc scrape) by(name string, labels ...string) map[string]float64 {
 	out := map[string]float64{}
 	for _, s := range sc {
 		if s.name == name {
-			out[s.labels[label]] += s.value
+			var vs []string
+			for _, l := range labels {
+				vs = append(vs, s.labels[l])
+			}
+			out[strings.Join(vs, "/")] += s.value
 		}
 	}
 	return out
 }
 
-// delta is after's sums by label minus before's (counters).
-func delta(before, after scrape, name, label string) map[string]float64 {
-	b, a := before.by(name, label), after.by(name, label)
+// delta is after's sums by labels minus before's (counters).
+func delta(before, after scrape, name string, labels ...string) map[string]float64 {
+	b, a := before.by(name, labels...), after.by(name, labels...)
 	out := map[string]float64{}
 	for k, v := range a {
 		if d := v - b[k]; d != 0 {

@@ -68,7 +68,10 @@ func (r *result) moveVersion(ctx context.Context, st *stack.Stack, t *tracker, c
 func restart(ctx context.Context, st *stack.Stack, namespace string) error {
 	fmt.Printf("\nstopping the operator, deleting namespace %s ...\n", namespace)
 	st.Operator.Stop(10 * time.Second)
-	k := st.Cluster.Client
+	k, err := fastClient(st)
+	if err != nil {
+		return err
+	}
 	ns := &corev1.Namespace{}
 	ns.Name = namespace
 	if err := k.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {

@@ -61,7 +61,7 @@ func report(c config, rs []*result) {
 		}
 		fmt.Printf("  per minute [client-go rest_client_requests_total] by method: %s\n", joinCounts(r.idleClient, 1/r.idle.Minutes()))
 		fmt.Printf("  MLflow requests per poll interval by operation: %s\n", joinCounts(r.idleMLflow, c.poll.Seconds()/r.idle.Seconds()))
-		fmt.Printf("  reconciles per minute by result: %s\n", joinCounts(r.idleReconcile, 1/r.idle.Minutes()))
+		fmt.Printf("  reconciles per minute by controller/result: %s\n", joinCounts(r.idleReconcile, 1/r.idle.Minutes()))
 		fmt.Printf("N=%d, from the first create to all Ready (%s) [apiserver], by verb and resource:\n  %s\n",
 			r.n, secs(r.allReady), joinCounts(r.createPhase.byKey, 1))
 	}
