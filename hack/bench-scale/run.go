@@ -87,7 +87,7 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	createdAt := make([]time.Time, n)
 	var made atomic.Int64
 	done := make(chan struct{})
-	go ticker(done, 5*time.Second, func() string {
+	go ticker(done, 10*time.Second, func() string {
 		return fmt.Sprintf("created %d/%d, Ready %d/%d after %s", made.Load(), n, t.readyCount(names), n, secs(time.Since(start)))
 	})
 	jobs := make(chan int)
