@@ -60,6 +60,11 @@ type Options struct {
 	// from. The sandbox ("pause") image is pushed to the first one before
 	// containerd starts, so it must be running. Ignored with kwok nodes.
 	Registries []string
+	// AuditUsers, when set, makes kube-apiserver write Cluster.AuditLog:
+	// one JSON line (audit level Metadata) per request of these users, when
+	// its answer is complete (a watch when it starts). Nothing else is
+	// logged. Give a client such a user with UserKubeconfig.
+	AuditUsers []string
 }
 
 // Cluster is a running local cluster.
@@ -67,8 +72,11 @@ type Cluster struct {
 	Dir string
 	// Kubeconfig is the path of an admin kubeconfig.
 	Kubeconfig string
-	Config     *rest.Config
-	Client     client.Client
+	// AuditLog is the API server's audit log when Options.AuditUsers was
+	// set, else empty.
+	AuditLog string
+	Config   *rest.Config
+	Client   client.Client
 	// Milestones are when each part was up, from the start of Start.
 	Milestones []Milestone
 	procs      []*procs.Process
@@ -76,6 +84,8 @@ type Cluster struct {
 	ownDir     bool
 	real       *realNode
 	started    time.Time
+	pki        *pki
+	server     string
 }
 
 // Milestone is a step of Start and when it was done.
@@ -137,6 +147,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.pki = pk
 	etcdPort, _ := procs.FreePort()
 	peerPort, _ := procs.FreePort()
 	apiPort, _ := procs.FreePort()
@@ -162,11 +173,19 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	} else {
 		apiArgs = append(apiArgs, "--authorization-mode=RBAC")
 	}
+	if len(o.AuditUsers) > 0 {
+		extra, err := c.auditArgs(o.AuditUsers)
+		if err != nil {
+			return nil, err
+		}
+		apiArgs = append(apiArgs, extra...)
+	}
 	if _, err := c.run(nil, filepath.Join(bin, "kube-apiserver"), apiArgs...); err != nil {
 		return nil, err
 	}
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
 	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	c.server = server
 	if err := writeKubeconfig(c.Kubeconfig, server, "admin", pk.caPEM, pk.adminCertPEM, pk.adminKeyPEM); err != nil {
 		return nil, err
 	}

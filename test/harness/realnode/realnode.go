@@ -58,8 +58,10 @@ const (
 	PodCIDR    = "10.88.0.0/16"
 	PodGateway = "10.88.0.1"
 	// ServiceCIDR holds the ClusterIPs; it is routed to NodeLink, so a
-	// connection to a ClusterIP leaves through kube-proxy's rules.
-	ServiceCIDR = "10.0.0.0/24"
+	// connection to a ClusterIP leaves through kube-proxy's rules. A /16:
+	// scale runs (make bench-scale) make a Service per ModelDeployment,
+	// thousands of them; the kubernetes Service keeps 10.0.0.1.
+	ServiceCIDR = "10.0.0.0/16"
 )
 
 // ErrUnsupported is wrapped by Enter's error when this machine cannot run a

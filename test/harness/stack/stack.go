@@ -57,6 +57,16 @@ type Options struct {
 	// cluster): MLflow and the registry then listen on the real node's IP,
 	// which its pods reach, and the stack's URLs name it.
 	NoOperator bool
+	// OperatorMetrics makes the operator serve its metrics over plain HTTP
+	// on a loopback port, at Stack.MetricsURL; without it they are off.
+	OperatorMetrics bool
+	// OperatorUser, when set, runs the operator as a user of its own by
+	// that name (in system:masters, as the admin it is otherwise), whose
+	// requests the API server writes to its audit log (Cluster.AuditLog).
+	OperatorUser string
+	// OperatorArgs are added after the operator's flags (a later flag
+	// wins).
+	OperatorArgs []string
 }
 
 // Stack is everything running.
@@ -70,13 +80,17 @@ type Stack struct {
 	Kubectl    string
 	BaseImage  string
 	WebhookURL string
+	// MetricsURL is the operator's metrics endpoint with
+	// Options.OperatorMetrics, else empty.
+	MetricsURL string
 	// Node is what runs the pods.
 	Node cluster.NodeKind
 	// Progress receives one line per step, for a person watching.
 	progress func(string)
 
-	operatorArgs []string
-	earlierLogs  string
+	operatorArgs       []string
+	operatorKubeconfig string
+	earlierLogs        string
 }
 
 // Start starts the stack.
@@ -155,11 +169,21 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		done = step("starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
 	}
+	var audit []string
+	if o.OperatorUser != "" {
+		audit = []string{o.OperatorUser}
+	}
 	if s.Cluster, err = cluster.Start(ctx, cluster.Options{Dir: filepath.Join(dir, "cluster"), Node: o.Node,
-		Registries: []string{s.Registry.Host}}); err != nil {
+		Registries: []string{s.Registry.Host}, AuditUsers: audit}); err != nil {
 		return nil, err
 	}
 	done()
+	s.operatorKubeconfig = s.Cluster.Kubeconfig
+	if o.OperatorUser != "" {
+		if s.operatorKubeconfig, err = s.Cluster.UserKubeconfig(o.OperatorUser); err != nil {
+			return nil, err
+		}
+	}
 
 	if o.Node != cluster.RealNode {
 		py, err := mlflowserver.PythonEnv()
@@ -207,9 +231,19 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	s.operatorArgs = []string{manager, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+	metrics := []string{"--metrics-bind-address=0"}
+	if o.OperatorMetrics {
+		port, err := procs.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		metrics = []string{fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--metrics-secure=false"}
+		s.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	}
+	s.operatorArgs = append([]string{manager, "--leader-elect=false", "--health-probe-bind-address=0",
 		fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", webhookPort), "--webhook-secret-file=" + secretFile,
-		"--temp-dir=" + tmp, "--zap-log-level=info"}
+		"--temp-dir=" + tmp, "--zap-log-level=info"}, metrics...)
+	s.operatorArgs = append(s.operatorArgs, o.OperatorArgs...)
 	if err := s.StartOperator(); err != nil {
 		return nil, err
 	}
@@ -268,7 +302,7 @@ func (s *Stack) StartOperator() error {
 		s.earlierLogs += s.Operator.Logs.String() + "--- operator restarted ---\n"
 	}
 	cmd := exec.Command(s.operatorArgs[0], s.operatorArgs[1:]...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Cluster.Kubeconfig)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.operatorKubeconfig)
 	p, err := procs.Start(cmd)
 	if err != nil {
 		return err

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// report prints the figures of every run as a table, one column per N,
+// then the breakdowns, then where each figure comes from.
+func report(c config, rs []*result) {
+	fmt.Printf("\nScale: N ModelDeployments on %d models (alias champion), minReplicas 1, pollInterval %s, kwok nodes, smoke test %s; one operator process per N\n\n",
+		c.models, c.poll, map[bool]string{true: "on", false: "off (promoted on readiness)"}[c.smokeTest])
+	head := []string{"figure"}
+	for _, r := range rs {
+		head = append(head, fmt.Sprintf("N=%d", r.n))
+	}
+	rows := [][]string{head}
+	row := func(name string, f func(r *result) string) {
+		line := []string{name}
+		for _, r := range rs {
+			line = append(line, f(r))
+		}
+		rows = append(rows, line)
+	}
+	perMin := func(v float64, r *result) float64 { return v / r.idle.Minutes() }
+	perPoll := func(v float64, r *result) float64 { return v * c.poll.Seconds() / r.idle.Seconds() }
+	row("all created (from the first create)", func(r *result) string { return secs(r.created) })
+	row("all Ready (from the first create)", func(r *result) string { return secs(r.allReady) })
+	row("per object create -> Ready: p50 / p90", func(r *result) string { return secs(r.p50) + " / " + secs(r.p90) })
+	row("API requests until all Ready (writes)", func(r *result) string {
+		return fmt.Sprintf("%s (%s)", num(r.createPhase.all), num(r.createPhase.writes))
+	})
+	row("idle: API requests / min [apiserver]", func(r *result) string { return rate(perMin(r.idleAPI.all, r)) })
+	row("idle: API writes / min [apiserver]", func(r *result) string { return rate(perMin(r.idleAPI.writes, r)) })
+	row("idle: API requests / min [client-go]", func(r *result) string { return rate(perMin(total(r.idleClient), r)) })
+	row("idle: MLflow requests / poll interval", func(r *result) string { return rate(perPoll(total(r.idleMLflow), r)) })
+	row("idle: reconciles / min", func(r *result) string { return rate(perMin(total(r.idleReconcile), r)) })
+	row("idle: ModelDeployment changes / min", func(r *result) string { return rate(perMin(float64(r.idleChanges), r)) })
+	row("idle: objects that stopped being Ready", func(r *result) string { return fmt.Sprint(r.idleLost) })
+	row("operator RSS idle / peak", func(r *result) string { return mib(r.rssIdle) + " / " + mib(r.peak) })
+	row("new version: objects of the model", func(r *result) string { return fmt.Sprint(r.move.objects) })
+	row("new version: alias moved -> all Ready (p50)", func(r *result) string {
+		return fmt.Sprintf("%s (%s)", secs(r.move.all), secs(r.move.p50))
+	})
+	row("new version: others stayed Ready", func(r *result) string {
+		if r.move.othersLost == 0 {
+			return fmt.Sprintf("yes (%d/%d)", r.move.othersReady, r.move.others)
+		}
+		return fmt.Sprintf("NO: %d of %d lost Ready (%d times)", r.move.othersLost, r.move.others, r.move.othersLostTimes)
+	})
+	for _, res := range []string{"pushed", "reused", "failed", "canceled"} {
+		row("builds "+res, func(r *result) string { return num(r.builds[res]) })
+	}
+	printTable(rows)
+
+	for _, r := range rs {
+		fmt.Printf("\nN=%d, idle over %s, per minute [apiserver audit log, user %s], by verb and resource:\n  %s\n",
+			r.n, secs(r.idle), operatorUser, joinCounts(r.idleAPI.byKey, 1/r.idle.Minutes()))
+		if len(r.idleAPI.codes) > 0 {
+			fmt.Printf("  answers other than 2xx: %s\n", joinCounts(r.idleAPI.codes, 1/r.idle.Minutes()))
+		}
+		fmt.Printf("  per minute [client-go rest_client_requests_total] by method: %s\n", joinCounts(r.idleClient, 1/r.idle.Minutes()))
+		fmt.Printf("  MLflow requests per poll interval by operation: %s\n", joinCounts(r.idleMLflow, c.poll.Seconds()/r.idle.Seconds()))
+		fmt.Printf("  reconciles per minute by controller/result: %s\n", joinCounts(r.idleReconcile, 1/r.idle.Minutes()))
+		fmt.Printf("N=%d, from the first create to all Ready (%s) [apiserver], by verb and resource:\n  %s\n",
+			r.n, secs(r.allReady), joinCounts(r.createPhase.byKey, 1))
+	}
+	fmt.Printf(`
+Sources: API requests and writes [apiserver]: kube-apiserver's audit log (level Metadata) of user %s,
+the client certificate the operator alone runs with; a request counts when the API server received it
+(a watch when it started). [client-go]: the operator's rest_client_requests_total, the same requests
+seen from its side. MLflow requests: the operator's mlflow_operator_mlflow_requests_total, per poll
+interval (%s); reconciles: controller_runtime_reconcile_total; builds: mlflow_operator_builds_total
+over the whole run of one N. RSS: VmRSS at the end of the idle window and VmHWM at the end of the
+run, /proc/<pid>/status of the operator process. Idle: %s after %s of settling once all were Ready.
+`, operatorUser, c.poll, c.idle, c.settle)
+}
+
+func rate(v float64) string {
+	if v >= 100 || v == float64(int64(v)) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// printTable prints rows as a plain table: columns padded, a rule below
+// the heading.
+func printTable(rows [][]string) {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, cell := range r {
+			width[i] = max(width[i], len(cell))
+		}
+	}
+	for j, r := range rows {
+		var b strings.Builder
+		for i, cell := range r {
+			if i > 0 {
+				b.WriteString(" | ")
+			}
+			fmt.Fprintf(&b, "%-*s", width[i], cell)
+		}
+		fmt.Println(strings.TrimRight(b.String(), " "))
+		if j == 0 {
+			var rule []string
+			for _, w := range width {
+				rule = append(rule, strings.Repeat("-", w))
+			}
+			fmt.Println(strings.Join(rule, "-|-"))
+		}
+	}
+}
