@@ -64,16 +64,7 @@ func requestMetricsSidecar(md *v1alpha1.ModelDeployment, image string) corev1.Co
 			Requests: corev1.ResourceList{corev1.ResourceCPU: SidecarCPURequest, corev1.ResourceMemory: SidecarMemoryRequest},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: SidecarMemoryLimit},
 		},
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr.To(true),
-			RunAsUser:                ptr.To(SidecarUID),
-			RunAsGroup:               ptr.To(SidecarUID),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
-			Privileged:               ptr.To(false),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+		SecurityContext:          restricted(SidecarUID),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 }
