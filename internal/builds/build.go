@@ -55,7 +55,7 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	} else if ok && p.pushedHere(req, res) {
 		p.setPhase(j, "checking the reused image's dependencies")
 		deps, err := p.checkDependencies(ctx, md, req, func() (*pydeps.ModelEnvironment, error) {
-			return readModelEnvironment(ctx, mc, md.Spec.Model.Name, v.Version, p.TempDir)
+			return readModelEnvironment(ctx, mc, md.Spec.Model.Name, v.Version, p.work)
 		})
 		if err != nil {
 			return &Result{Dependencies: deps}, err
@@ -64,7 +64,7 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 	}
 
 	p.setPhase(j, "downloading the model from MLflow")
-	dir, err := os.MkdirTemp(p.TempDir, tempPrefix+"model-")
+	dir, err := os.MkdirTemp(p.work, "model-")
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +74,7 @@ func (p *Pool) build(ctx context.Context, j *job) (*Result, error) {
 		return nil, err
 	}
 	req.ModelDir = dir
+	req.TempDir = p.work
 	req.Model.Digest = manifest.Digest()
 
 	deps, err := p.checkDependencies(ctx, md, req, func() (*pydeps.ModelEnvironment, error) {
@@ -160,7 +161,7 @@ var modelEnvironmentFiles = []string{"requirements.txt", "python_env.yaml"}
 // readModelEnvironment reads a model version's requirements from MLflow
 // without downloading the model: the two small files the check needs.
 func readModelEnvironment(ctx context.Context, mc *mlflow.Client, model, version, tempDir string) (*pydeps.ModelEnvironment, error) {
-	dir, err := os.MkdirTemp(tempDir, tempPrefix+"requirements-")
+	dir, err := os.MkdirTemp(tempDir, "requirements-")
 	if err != nil {
 		return nil, err
 	}

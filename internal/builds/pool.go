@@ -12,8 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -90,7 +88,8 @@ type Pool struct {
 	// administrator's grant. Nil grants nothing: a build uses the
 	// credentials of the Secrets its spec names, or none.
 	OwnCredentials func(namespace, repository string) bool
-	// TempDir holds downloads; os.TempDir() when empty.
+	// TempDir holds this process's work folder (downloads, layer files;
+	// see workDir); os.TempDir() when empty.
 	TempDir string
 	// Done receives a ModelDeployment whose build finished.
 	Done chan<- event.GenericEvent
@@ -118,6 +117,7 @@ type Pool struct {
 	running   map[string]int // namespace -> running builds
 	built     *lru.Cache     // repository:tag -> provenance of what this operator pushed or verified
 	shared    *lru.Cache     // shareKey -> sharedResult (shared.go)
+	work      string         // this process's work folder, set by Start
 }
 
 // job is one ModelDeployment's build of one version.
@@ -290,37 +290,17 @@ func (p *Pool) prune() {
 	}
 }
 
-// tempPrefix starts the name of every folder a build makes in TempDir, so
-// that Start can sweep what a killed operator left behind without touching
-// anything else there.
-const tempPrefix = "mlflow-operator-build-"
-
-// sweep removes what builds of an earlier operator process left in TempDir
-// (model downloads, layer files): a killed operator would otherwise fill
-// the volume over restarts.
-func (p *Pool) sweep() {
-	dir := p.TempDir
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) || strings.HasPrefix(e.Name(), "model-layer-") {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				p.Log.Info("Cannot remove a leftover build file", "path", filepath.Join(dir, e.Name()), "error", err.Error())
-			}
-		}
-	}
-}
-
-// Start sweeps the temp dir, runs the workers until ctx ends, then cancels
-// every build and waits for the workers to return (a manager Runnable).
+// Start sweeps the temp dir, makes this process's work folder in it, runs
+// the workers until ctx ends, then cancels every build, waits for the
+// workers to return and removes the folder (a manager Runnable).
 func (p *Pool) Start(ctx context.Context) error {
 	p.init()
-	p.sweep()
+	work, err := openWorkDir(p.TempDir, p.Log)
+	if err != nil {
+		return fmt.Errorf("the build folder in %s: %w", p.TempDir, err)
+	}
+	defer work.close()
+	p.work = work.path
 	n := p.workers()
 	var wg sync.WaitGroup
 	for range n {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -314,23 +312,6 @@ func TestBuildDeadline(t *testing.T) {
 	waitFor(t, "the deadline", func() bool {
 		_, err := p.Image(context.Background(), md("slow"), version("1"))
 		return err != nil && strings.Contains(err.Error(), "did not finish within 100ms")
-	})
-}
-
-// TestStartSweepsWhatAKilledOperatorLeft: downloads and layer files of an
-// earlier process go; other files in the folder stay.
-func TestStartSweepsWhatAKilledOperatorLeft(t *testing.T) {
-	dir := t.TempDir()
-	for _, name := range []string{tempPrefix + "model-123", tempPrefix + "requirements-9", "model-layer-77.tar.gz", "someone-elses.txt"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := &Pool{TempDir: dir, Log: logr.Discard(), run: func(ctx context.Context, j *job) (*Result, error) { return nil, nil }}
-	started(t, p)
-	waitFor(t, "the sweep", func() bool {
-		entries, _ := os.ReadDir(dir)
-		return len(entries) == 1 && entries[0].Name() == "someone-elses.txt"
 	})
 }
 

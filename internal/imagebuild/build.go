@@ -65,6 +65,8 @@ type Model struct {
 type Request struct {
 	// ModelDir holds the downloaded model files.
 	ModelDir string
+	// TempDir holds the layer file; Builder.TempDir when empty.
+	TempDir string
 	Model    Model
 	// BaseImage is the serving image to add the model to (tag or digest).
 	BaseImage string

@@ -29,7 +29,11 @@ func (bd *build) layerOptions() LayerOptions {
 	if bd.base.MediaType == types.OCIManifestSchema1 || bd.base.MediaType == types.OCIImageIndex {
 		mt = types.OCILayer
 	}
-	return LayerOptions{ModTime: bd.req.Model.Created, Level: bd.b.Level, MediaType: mt, TempDir: bd.b.TempDir}
+	dir := bd.req.TempDir
+	if dir == "" {
+		dir = bd.b.TempDir
+	}
+	return LayerOptions{ModTime: bd.req.Model.Created, Level: bd.b.Level, MediaType: mt, TempDir: dir}
 }
 
 // single adds a layer (a FileLayer) to a single-platform base.
