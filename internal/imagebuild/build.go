@@ -67,7 +67,7 @@ type Request struct {
 	ModelDir string
 	// TempDir holds the layer file; Builder.TempDir when empty.
 	TempDir string
-	Model    Model
+	Model   Model
 	// BaseImage is the serving image to add the model to (tag or digest).
 	BaseImage string
 	// Repository and Tag say where the image is pushed.
