@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
 	"github.com/mlflow-operator/mlflow-operator/internal/smoketest"
 )
@@ -18,8 +19,12 @@ import (
 // smoke test passed: a restarted operator does not test it again.
 const AnnotationVerifiedImage = "serving.mlflow-operator.io/verified-image"
 
-// smokeTest sends the smoke test to a Ready candidate pod.
-func (r *ModelDeploymentReconciler) smokeTest(ctx context.Context, s *scope) rollout.Smoke {
+// smokeTest asks for the outcome of the smoke test of the Ready candidate
+// pod; the test itself runs away from the reconcile workers (r.smokes), and
+// its end reconciles the object again. pending: it has not ended yet (or
+// the cache has no Ready pod of the candidate: the pod's event brings the
+// next pass).
+func (r *ModelDeploymentReconciler) smokeTest(s *scope) (smoke rollout.Smoke, pending bool) {
 	md := s.md
 	var pod *corev1.Pod
 	for i := range s.w.candidatePods {
@@ -30,22 +35,35 @@ func (r *ModelDeploymentReconciler) smokeTest(ctx context.Context, s *scope) rol
 		}
 	}
 	if pod == nil {
-		// Ready by its Deployment, but the cache has no Ready pod yet: the
-		// test waits for the pod's event.
-		return rollout.Smoke{}
+		return rollout.Smoke{}, true
 	}
+	// What the test needs, copied: it runs after this pass has moved on.
+	pod, spec, version := pod.DeepCopy(), md.DeepCopy(), md.Status.Target.Version
+	id := md.Status.Target.Image + "/" + string(pod.UID)
+	out, done := r.smokes.Check(md.Namespace, md.Name, id, func(ctx context.Context) smoketest.Outcome {
+		return r.runSmokeTest(ctx, spec, version, pod)
+	})
+	if !done {
+		return rollout.Smoke{}, true
+	}
+	return rollout.Smoke{Ran: true, OK: out.OK, NoRequest: out.NoRequest, Message: out.Message}, false
+}
+
+// runSmokeTest sends md's smoke test request (the spec's, else the model's
+// input example) to pod.
+func (r *ModelDeploymentReconciler) runSmokeTest(ctx context.Context, md *v1alpha1.ModelDeployment, version string, pod *corev1.Pod) smoketest.Outcome {
 	body := []byte(md.Spec.Rollout.SmokeTest.Request)
 	if len(body) == 0 {
 		if r.Examples == nil {
-			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
+			return smoketest.Outcome{OK: true, NoRequest: true,
 				Message: "this operator has no source of input examples and spec.rollout.smokeTest.request is empty"}
 		}
-		example, err := r.Examples.Example(ctx, md, md.Status.Target.Version)
+		example, err := r.Examples.Example(ctx, md, version)
 		if err != nil {
-			return rollout.Smoke{Ran: true, Message: "cannot read the model's input example: " + err.Error()}
+			return smoketest.Outcome{Message: "cannot read the model's input example: " + err.Error()}
 		}
 		if example == nil {
-			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
+			return smoketest.Outcome{OK: true, NoRequest: true,
 				Message: "the model was logged without an input example (serving_input_example.json) and spec.rollout.smokeTest.request is empty"}
 		}
 		body = example
@@ -55,9 +73,9 @@ func (r *ModelDeploymentReconciler) smokeTest(ctx context.Context, s *scope) rol
 		tester = smoketest.HTTP{}
 	}
 	if err := tester.Test(ctx, pod, md.Spec.ServingPort(), md.Spec.SmokeTestPath(), body, md.Spec.SmokeTestTimeout()); err != nil {
-		return rollout.Smoke{Ran: true, Message: err.Error()}
+		return smoketest.Outcome{Message: err.Error()}
 	}
-	return rollout.Smoke{Ran: true, OK: true}
+	return smoketest.Outcome{OK: true}
 }
 
 // markVerified records on the candidate that image passed its smoke test.

@@ -35,6 +35,7 @@ import (
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
+	"github.com/mlflow-operator/mlflow-operator/internal/smoketest"
 	"github.com/mlflow-operator/mlflow-operator/internal/status"
 	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
@@ -84,6 +85,10 @@ type ModelDeploymentReconciler struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles; 1 when zero.
 	MaxConcurrentReconciles int
+
+	// smokes runs smoke tests away from the reconcile workers
+	// (SetupWithManager makes it).
+	smokes *smoketest.Runner
 
 	// changes are the registry changes on their way to Ready, for the
 	// promotion latency metric (SetupWithManager makes it; nil measures
@@ -281,6 +286,9 @@ func (r *ModelDeploymentReconciler) forget(key types.NamespacedName) {
 	if r.Images != nil {
 		r.Images.Forget(key)
 	}
+	if r.smokes != nil {
+		r.smokes.Forget(key.Namespace, key.Name)
+	}
 }
 
 // forgetSeries removes a deleted object's metrics and what was kept for
@@ -389,6 +397,19 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.fresh = &freshness{}
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
+	if r.smokes == nil {
+		// A finished smoke test reconciles its object again. The buffer
+		// drops nothing in practice; a lost trigger costs the pass's
+		// safety requeue.
+		done := make(chan event.GenericEvent, 1024)
+		r.smokes = &smoketest.Runner{Done: func(namespace, name string) {
+			select {
+			case done <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}:
+			default:
+			}
+		}}
+		b = b.WatchesRawSource(source.Channel(done, &handler.EnqueueRequestForObject{}))
+	}
 	if r.Triggers != nil {
 		b = b.WatchesRawSource(source.Channel(r.Triggers, &handler.EnqueueRequestForObject{}))
 	}
@@ -410,8 +431,8 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
 			// No reconcile holds a worker longer than this, whatever a
-			// tenant's MLflow server or candidate does (the smoke test is
-			// at most 5 minutes, resolution at most resolveTimeout).
+			// tenant's MLflow server does (resolution is at most
+			// resolveTimeout; smoke tests run away from the workers).
 			ReconciliationTimeout: reconcileTimeout,
 		}).
 		Named("modeldeployment").

@@ -47,13 +47,15 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 
 	d := rollout.Decide(in)
 	if d.Action == rollout.ActionSmokeTest {
-		in.Smoke = r.smokeTest(ctx, s)
-		if in.Smoke.OK && !in.Smoke.NoRequest {
-			if err := r.markVerified(ctx, w.candidate, in.Target.Image); err != nil {
-				return false, err
+		if smoke, pending := r.smokeTest(s); !pending {
+			in.Smoke = smoke
+			if in.Smoke.OK && !in.Smoke.NoRequest {
+				if err := r.markVerified(ctx, w.candidate, in.Target.Image); err != nil {
+					return false, err
+				}
 			}
+			d = rollout.Decide(in)
 		}
-		d = rollout.Decide(in)
 	}
 	s.requeue(d.RequeueAfter)
 	switch d.Action {
@@ -63,6 +65,13 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 		s.requeue(2 * time.Second)
 	case rollout.ActionWait:
 		s.requeue(10 * time.Second)
+	case rollout.ActionSmokeTest:
+		// Its end reconciles again; this is in case that trigger is lost.
+		s.requeue(md.Spec.SmokeTestTimeout() + 5*time.Second)
+	}
+	switch d.Action {
+	case rollout.ActionPromote, rollout.ActionFailCandidate:
+		r.smokes.Forget(md.Namespace, md.Name)
 	}
 	if err := r.act(ctx, s, in, d); err != nil {
 		return false, err
@@ -90,6 +99,10 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		if in.ProductionImage != in.Target.Image {
 			setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionFalse, d.Reason, d.Message)
 		}
+		s.wait(d.Reason, d.Message)
+
+	case rollout.ActionSmokeTest:
+		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionFalse, d.Reason, d.Message)
 		s.wait(d.Reason, d.Message)
 
 	case rollout.ActionCreateCandidate:

@@ -37,6 +37,7 @@ type scoringServer struct {
 	mu     sync.Mutex
 	bodies []string
 	status int
+	hold   chan struct{} // when set, answers wait for it to close
 }
 
 func newScoringServer(t *testing.T) *scoringServer {
@@ -50,8 +51,15 @@ func newScoringServer(t *testing.T) *scoringServer {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		s.bodies = append(s.bodies, r.Method+" "+r.URL.Path+" "+string(body))
-		status := s.status
+		status, hold := s.status, s.hold
 		s.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		if status == http.StatusOK {
@@ -69,6 +77,14 @@ func (s *scoringServer) setStatus(code int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.status = code
+}
+
+// hang makes the server hold its answers until release is called.
+func (s *scoringServer) hang() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hold = make(chan struct{})
+	return sync.OnceFunc(func() { close(s.hold) })
 }
 
 func (s *scoringServer) requests() []string {
