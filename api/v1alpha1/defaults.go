@@ -4,6 +4,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Defaults. The API server applies them from the CRD's schema; the getters
@@ -21,6 +22,7 @@ const (
 	DefaultProgressDeadline           = 10 * time.Minute
 	DefaultSmokeTestTimeout           = 30 * time.Second
 	DefaultSmokeTestPath              = "/invocations"
+	DefaultMaxSurge                   = "25%"
 	// The bounds the CRD enforces; the getters clamp to them too, for an
 	// object stored before the bounds existed.
 	MinPollInterval     = 5 * time.Second
@@ -137,6 +139,14 @@ func (s *ModelDeploymentSpec) SmokeTestPath() string {
 // AutoRollback tells whether a failed rollout returns to the last good version.
 func (s *ModelDeploymentSpec) AutoRollback() bool {
 	return boolOr(s.Rollout.AutoRollback, true)
+}
+
+// MaxSurge is the production Deployment's maxSurge: 25% when unset.
+func (s *ModelDeploymentSpec) MaxSurge() intstr.IntOrString {
+	if s.Rollout.MaxSurge == nil {
+		return intstr.FromString(DefaultMaxSurge)
+	}
+	return *s.Rollout.MaxSurge
 }
 
 // HistoryLimit is how many rollouts status.history keeps.

@@ -420,6 +420,19 @@ type RolloutSpec struct {
 	// +kubebuilder:default=true
 	AutoRollback *bool `json:"autoRollback,omitempty"`
 
+	// MaxSurge is how many pods of the new version the production
+	// Deployment may start above the wanted count during a rollout (no pod
+	// of the old one stops before a new one is Ready): a number of at least
+	// 1, or a percentage from 1% to 100%. 25% replaces the pods a quarter at
+	// a time; 100% starts the whole new set at once beside the old one, the
+	// fastest rollout, for twice the pods for its duration (mind the
+	// namespace's quota).
+	// +optional
+	// +kubebuilder:default="25%"
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",message="must be at least 1 or a percentage from 1% to 100% (0 would never start a new pod: the old ones stay until new ones are Ready)"
+	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
+
 	// HistoryLimit is how many rollouts status.history keeps.
 	// +optional
 	// +kubebuilder:default=10

@@ -59,7 +59,7 @@ func Deployment(md *v1alpha1.ModelDeployment, w Workload) *appsv1.Deployment {
 				RollingUpdate: &appsv1.RollingUpdateDeployment{
 					// Never fewer ready pods than wanted while rolling.
 					MaxUnavailable: ptr.To(intstr.FromInt32(0)),
-					MaxSurge:       ptr.To(intstr.FromString("25%")),
+					MaxSurge:       ptr.To(md.Spec.MaxSurge()),
 				},
 			},
 			ProgressDeadlineSeconds: ptr.To(int32(md.Spec.ProgressDeadline().Seconds())),

@@ -60,6 +60,20 @@ func TestDeployment(t *testing.T) {
 		check func(t *testing.T, md *v1alpha1.ModelDeployment)
 	}{
 		{
+			name: "the whole new set at once",
+			md: func() *v1alpha1.ModelDeployment {
+				md := newMD()
+				md.Spec.Rollout.MaxSurge = ptr.To(intstr.FromString("100%"))
+				return md
+			}(),
+			check: func(t *testing.T, md *v1alpha1.ModelDeployment) {
+				ru := Deployment(md, w).Spec.Strategy.RollingUpdate
+				if ru.MaxSurge.String() != "100%" || ru.MaxUnavailable.IntValue() != 0 {
+					t.Errorf("rolling update %+v, want maxSurge 100%% and maxUnavailable 0", ru)
+				}
+			},
+		},
+		{
 			name: "production defaults",
 			md:   newMD(),
 			check: func(t *testing.T, md *v1alpha1.ModelDeployment) {
@@ -72,8 +86,8 @@ func TestDeployment(t *testing.T) {
 					t.Errorf("replicas = %d, want 3", got)
 				}
 				ru := d.Spec.Strategy.RollingUpdate
-				if ru == nil || ru.MaxUnavailable.IntValue() != 0 || d.Spec.Strategy.Type != "RollingUpdate" {
-					t.Errorf("strategy %+v, want rolling update with maxUnavailable 0", d.Spec.Strategy)
+				if ru == nil || ru.MaxUnavailable.IntValue() != 0 || d.Spec.Strategy.Type != "RollingUpdate" || ru.MaxSurge.String() != "25%" {
+					t.Errorf("strategy %+v, want rolling update with maxUnavailable 0 and maxSurge 25%%", d.Spec.Strategy)
 				}
 				if got := ptr.Deref(d.Spec.ProgressDeadlineSeconds, 0); got != 600 {
 					t.Errorf("progressDeadlineSeconds = %d, want 600", got)

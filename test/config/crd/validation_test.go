@@ -203,6 +203,10 @@ func TestInvalidObjectsRefused(t *testing.T) {
 			"spec.disruption.minAvailable", []string{"block every eviction"}},
 		{"maxUnavailable 0", func(md *v1alpha1.ModelDeployment) { md.Spec.Disruption.MaxUnavailable = ptr.To(intstr.FromInt32(0)) },
 			"spec.disruption.maxUnavailable", []string{"block every eviction"}},
+		{"maxSurge 0", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.MaxSurge = ptr.To(intstr.FromInt32(0)) },
+			"spec.rollout.maxSurge", []string{"0 would never start a new pod"}},
+		{"maxSurge 150%", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.MaxSurge = ptr.To(intstr.FromString("150%")) },
+			"spec.rollout.maxSurge", []string{"from 1% to 100%"}},
 		{"minAvailable not below minReplicas", func(md *v1alpha1.ModelDeployment) {
 			md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromInt32(3))
 		}, "spec.disruption.minAvailable", []string{"lower than spec.scaling.minReplicas"}},
