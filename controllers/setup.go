@@ -180,10 +180,9 @@ func grants(gs []RegistryGrant) func(namespace, repository string) bool {
 func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": resources.ManagedBy})}
 	o := cache.Options{
-		// Nothing of the operator reads the managed fields, and they are a
-		// large part of every cached object (server-side apply writes one
-		// entry per field manager).
-		DefaultTransform: cache.TransformStripManagedFields(),
+		// Managed fields, kubectl's last applied copy and most of each
+		// pod go (cachetrim.go).
+		DefaultTransform: trimCached,
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}:                     owned,
 			&corev1.Service{}:                        owned,
