@@ -139,6 +139,12 @@ func (s *ModelDeploymentSpec) AutoRollback() bool {
 	return boolOr(s.Rollout.AutoRollback, true)
 }
 
+// ApprovalRequired tells whether a verified version waits for a person
+// before promotion.
+func (s *ModelDeploymentSpec) ApprovalRequired() bool {
+	return s.Rollout.Approval == ApprovalManual
+}
+
 // HistoryLimit is how many rollouts status.history keeps.
 func (s *ModelDeploymentSpec) HistoryLimit() int32 {
 	return int32Or(s.Rollout.HistoryLimit, DefaultHistoryLimit)
