@@ -224,6 +224,11 @@ func decideCandidate(in Input) Decision {
 	case c.Failed:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonCandidateFailed,
 			Message: fmt.Sprintf("candidate of version %s failed: %s", target.Version, c.FailMessage)}
+	case c.Verified && gated(in):
+		// Verified, and held for a person: its readiness since (a pod
+		// restarting, the Deployment's generation moved by the verified
+		// annotation) does not take the verification back.
+		return promote(v1alpha1.ReasonVerified, fmt.Sprintf("candidate of version %s answered the smoke test", target.Version), "")
 	case !c.Ready:
 		elapsed := in.Now.Sub(c.Created)
 		if elapsed < 0 {
@@ -262,7 +267,7 @@ func decideCandidate(in Input) Decision {
 // approve annotation lets it through.
 func gate(in Input, p Decision, checked, how string) Decision {
 	switch {
-	case !in.ApprovalRequired || in.ProductionImage == "":
+	case !gated(in):
 		return p
 	case in.Aborted:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonAborted, Approval: v1alpha1.ReasonAborted,
@@ -275,6 +280,10 @@ func gate(in Input, p Decision, checked, how string) Decision {
 			Message: checked + "; waiting for approval before promoting" + how}
 	}
 }
+
+// gated tells whether a verified target waits for approval: approval is
+// Manual and production runs something already.
+func gated(in Input) bool { return in.ApprovalRequired && in.ProductionImage != "" }
 
 func describe(v Version) string {
 	if v.Empty() {

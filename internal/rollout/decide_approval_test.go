@@ -70,6 +70,12 @@ func TestDecideApprovalGate(t *testing.T) {
 		{"ready, not tested yet", base(func(in *Input) { in.Candidate = readyCandidate }), ActionSmokeTest, v1alpha1.ReasonCandidateStarting, "", ""},
 		{"smoke test failed while manual", base(func(in *Input) { in.Candidate, in.Smoke = readyCandidate, Smoke{Ran: true, Message: "HTTP 500"} }),
 			ActionFailCandidate, v1alpha1.ReasonSmokeTestFailed, "", "HTTP 500"},
+		{"verified candidate not Ready for a moment: still waits", base(func(in *Input) {
+			in.Candidate = Candidate{Exists: true, Image: v2.Image, Verified: true, Created: now.Add(-time.Hour)}
+		}), ActionAwaitApproval, v1alpha1.ReasonVerified, v1alpha1.ReasonAwaitingApproval, ""},
+		{"verified candidate not Ready, approved: promoted", base(approved, func(in *Input) {
+			in.Candidate = Candidate{Exists: true, Image: v2.Image, Verified: true, Created: now}
+		}), ActionPromote, v1alpha1.ReasonVerified, v1alpha1.ReasonApproved, ""},
 		{"waiting candidate crashes", base(func(in *Input) {
 			in.Candidate = Candidate{Exists: true, Image: v2.Image, Ready: true, Verified: true, Failed: true, FailMessage: "CrashLoopBackOff", Created: now}
 		}), ActionFailCandidate, v1alpha1.ReasonCandidateFailed, "", "CrashLoopBackOff"},
@@ -85,6 +91,10 @@ func TestDecideApprovalGate(t *testing.T) {
 		{"first version: nothing in production, not held", base(verified, func(in *Input) {
 			in.LastGood, in.ProductionImage, in.Production = Version{}, "", DeploymentState{Phase: PhaseMissing}
 		}), ActionPromote, v1alpha1.ReasonVerified, "", "promoting"},
+		{"first version, verified candidate not Ready: waits for Ready as with Automatic", base(func(in *Input) {
+			in.LastGood, in.ProductionImage, in.Production = Version{}, "", DeploymentState{Phase: PhaseMissing}
+			in.Candidate = Candidate{Exists: true, Image: v2.Image, Verified: true, Created: now}
+		}), ActionWait, v1alpha1.ReasonCandidateStarting, "", ""},
 		{"automatic ignores the annotations", base(verified, aborted, func(in *Input) { in.ApprovalRequired = false }),
 			ActionPromote, v1alpha1.ReasonVerified, "", ""},
 	}

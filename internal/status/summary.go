@@ -31,8 +31,9 @@ type Outcome struct {
 	// Paused: nothing failed and no work is under way; the operator waits
 	// for a person's decision (a verified version awaiting approval).
 	// Ready=False with neither Reconciling nor Stalled: kubectl wait for
-	// Ready keeps waiting, kstatus says Current (nothing for Flux to wait
-	// for), the shipped Argo CD health check says Suspended.
+	// Ready and kstatus (InProgress) keep waiting, as the version the
+	// reference means does not serve; the shipped Argo CD health check
+	// says Suspended.
 	Paused bool
 	// Reason and Message of the Ready (and Reconciling or Stalled) condition.
 	Reason  v1alpha1.Reason
