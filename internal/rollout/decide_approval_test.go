@@ -31,7 +31,9 @@ func TestDecideApprovalGate(t *testing.T) {
 		}
 		return in
 	}
-	verified := func(in *Input) { in.Candidate = Candidate{Exists: true, Image: v2.Image, Ready: true, Verified: true, Created: now} }
+	verified := func(in *Input) {
+		in.Candidate = Candidate{Exists: true, Image: v2.Image, Ready: true, Verified: true, Created: now}
+	}
 	approved := func(in *Input) { in.Approved = true }
 	aborted := func(in *Input) { in.Aborted = true }
 
