@@ -1,6 +1,8 @@
 // Package argocd checks what Argo CD (config/argocd/health.lua, run with the
-// same Lua interpreter Argo CD embeds) and kstatus (what kubectl wait, Flux
-// and cli-utils compute) conclude from the status the operator writes.
+// same Lua interpreter Argo CD embeds), kstatus (what kubectl wait, Flux
+// and cli-utils compute) and Flux's CEL health check
+// (config/flux/healthcheck-exprs.yaml, run with cel-go) conclude from the
+// status the operator writes.
 package argocd
 
 import (
