@@ -5,8 +5,12 @@ import (
 	"time"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/resolver"
 	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
+
+// The resolver Setup wires drops its cached answers on a reconcile request.
+var _ CacheInvalidator = (*resolver.Resolver)(nil)
 
 // reconcileRequested honours Flux's reconcile request: a value of the
 // annotation reconcile.fluxcd.io/requestedAt not handled before drops the
