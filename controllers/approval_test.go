@@ -104,7 +104,19 @@ func TestApprovalGate(t *testing.T) {
 			return productionRuns(t, md, imageV1)()
 		}
 	}
-	consistently(t, "version 2 held, its candidate up", 2*time.Second, held(imageV2))
+	// Waiting is idle: a reconcile writes nothing (not even the time it
+	// began to wait).
+	touch(t, md)
+	rv := getMD(t, md).ResourceVersion
+	consistently(t, "version 2 held, its candidate up, nothing written", 2*time.Second, func() error {
+		if err := held(imageV2)(); err != nil {
+			return err
+		}
+		if got := getMD(t, md).ResourceVersion; got != rv {
+			return fmt.Errorf("written while waiting: resource version %s -> %s", rv, got)
+		}
+		return nil
+	})
 
 	// An approval that names another version does nothing.
 	annotate(t, md, v1alpha1.AnnotationApprove, "3")
