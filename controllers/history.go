@@ -53,7 +53,10 @@ func (r *ModelDeploymentReconciler) recordFailure(s *scope, v v1alpha1.ModelVers
 		}
 	}
 	md.Status.FailedVersions = out
-	s.onCommit(func() { metrics.VersionHeld(string(reason)) })
+	if reason != v1alpha1.ReasonAborted {
+		// A person's abort is no failure to alert on: its event says so.
+		s.onCommit(func() { metrics.VersionHeld(string(reason)) })
+	}
 	r.endHistory(s, v.Image, outcome, reason)
 }
 

@@ -22,6 +22,14 @@ type Resolver interface {
 	Resolve(ctx context.Context, md *v1alpha1.ModelDeployment) (resolver.ModelVersion, error)
 }
 
+// CacheInvalidator is a Resolver that reuses answers (internal/resolver's
+// does, for most of a poll interval): Invalidate drops what it holds about
+// a registered model, so that the next Resolve asks the registry. A webhook
+// delivery calls it, and so does a reconcile request (requested.go).
+type CacheInvalidator interface {
+	Invalidate(model string, changedAt time.Time)
+}
+
 // ImageProvider gives the image that serves a model version. It starts a
 // build when there is none and answers without blocking.
 type ImageProvider interface {

@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -121,6 +120,9 @@ type scope struct {
 	// way. Together they make the summary conditions.
 	problem *status.Outcome
 	waiting *status.Outcome
+	// paused: nothing failed or under way, a person's decision is awaited
+	// (a version waiting for approval); it counts after problem and waiting.
+	paused *status.Outcome
 	// requeueAfter is the shortest wait any step asked for.
 	requeueAfter time.Duration
 	// commits are the metrics recorded once this pass's status is written.
@@ -139,6 +141,12 @@ func (s *scope) fail(o status.Outcome) {
 func (s *scope) wait(reason v1alpha1.Reason, message string) {
 	if s.waiting == nil {
 		s.waiting = &status.Outcome{Reason: reason, Message: message}
+	}
+}
+
+func (s *scope) pause(reason v1alpha1.Reason, message string) {
+	if s.paused == nil {
+		s.paused = &status.Outcome{Paused: true, Reason: reason, Message: message}
 	}
 }
 
@@ -230,6 +238,7 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	// The reconcile flow of docs/development.md.
 	for _, step := range []stepFunc{
+		r.reconcileRequested,  // a new reconcile.fluxcd.io/requestedAt: drop the cached MLflow answer
 		r.reconcileVersion,    // MLflow: which version the reference means now
 		r.reconcileImage,      // that version's image: reuse, or build and push
 		r.readWorkloads,       // the production and candidate Deployments and pods, once
@@ -338,6 +347,8 @@ func (r *ModelDeploymentReconciler) summarize(s *scope) {
 		o = *s.problem
 	case s.waiting != nil:
 		o = *s.waiting
+	case s.paused != nil:
+		o = *s.paused
 	case s.served:
 		o = status.Outcome{Ready: true, Reason: v1alpha1.ReasonSucceeded,
 			Message: "version " + s.version + " serves with all replicas available"}
@@ -346,7 +357,9 @@ func (r *ModelDeploymentReconciler) summarize(s *scope) {
 	}
 	status.SetSummary(&md.Status.Conditions, md.Generation, o)
 	md.Status.ObservedGeneration = md.Generation
-	r.measurePromotion(s, o.Ready, o.Stalled)
+	// A version waiting for a person is no promotion latency of the
+	// operator's: its registry change is not measured.
+	r.measurePromotion(s, o.Ready, o.Stalled || o.Paused)
 }
 
 func (r *ModelDeploymentReconciler) now() time.Time {
@@ -416,8 +429,7 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return b.
 		// Unstructured: one object the operator cannot decode must not keep
 		// the cache from syncing (undecodable.go).
-		For(modelDeploymentObject(), builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(modelDeploymentObject(), builder.WithPredicates(modelDeploymentChanged)).
 		// The Deployments' status drives the rollout: every change counts.
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).

@@ -40,7 +40,7 @@ func (r *ModelDeploymentReconciler) observeServing(_ context.Context, s *scope) 
 		setCondition(md, v1alpha1.ConditionRolledOut, metav1.ConditionFalse, v1alpha1.ReasonRollingOut, msg)
 		s.wait(v1alpha1.ReasonRollingOut, msg)
 	}
-	if t := md.Status.Target; t != nil && s.problem == nil && s.waiting == nil && t.Version != s.version {
+	if t := md.Status.Target; t != nil && s.problem == nil && s.waiting == nil && s.paused == nil && t.Version != s.version {
 		s.wait(v1alpha1.ReasonProgressing, fmt.Sprintf("version %s serves, version %s is on its way", s.version, t.Version))
 	}
 	return true, nil

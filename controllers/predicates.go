@@ -16,6 +16,12 @@ import (
 // the queue full of passes that change nothing. Creations and deletions
 // always count.
 
+// modelDeploymentChanged: a ModelDeployment's spec changed (its generation),
+// or its annotations: they carry requests (retry-version, approve, abort,
+// Flux's reconcile.fluxcd.io/requestedAt) that must be acted on now. Its
+// status, which the operator writes itself, does not count.
+var modelDeploymentChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+
 // specOrMetadataChanged: a spec change (the generation), or a label or
 // annotation change: drift to correct. Status-only updates are skipped.
 var specOrMetadataChanged = predicate.Or(predicate.GenerationChangedPredicate{},

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
@@ -37,6 +38,39 @@ func TestPodChanged(t *testing.T) {
 		updated := base.DeepCopy()
 		c.change(updated)
 		if got := podChanged.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: updated}); got != c.want {
+			t.Errorf("%s: reconcile %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestModelDeploymentChanged: the annotations that carry requests start a
+// reconcile on their own; the operator's status writes do not.
+func TestModelDeploymentChanged(t *testing.T) {
+	base := modelDeploymentObject()
+	base.SetName("iris")
+	base.SetGeneration(3)
+	base.SetAnnotations(map[string]string{"reconcile.fluxcd.io/requestedAt": "2026-11-25T12:00:00Z"})
+	cases := []struct {
+		name   string
+		change func(u *unstructured.Unstructured)
+		want   bool
+	}{
+		{"a new reconcile request", func(u *unstructured.Unstructured) {
+			u.SetAnnotations(map[string]string{"reconcile.fluxcd.io/requestedAt": "2026-11-25T12:05:00Z"})
+		}, true},
+		{"an approval", func(u *unstructured.Unstructured) {
+			u.SetAnnotations(map[string]string{"reconcile.fluxcd.io/requestedAt": "2026-11-25T12:00:00Z", "serving.mlflow-operator.io/approve": "2"})
+		}, true},
+		{"a spec change", func(u *unstructured.Unstructured) { u.SetGeneration(4) }, true},
+		{"a status write", func(u *unstructured.Unstructured) {
+			u.SetResourceVersion("99")
+			_ = unstructured.SetNestedField(u.Object, "2026-11-25T12:00:00Z", "status", "lastHandledReconcileAt")
+		}, false},
+	}
+	for _, c := range cases {
+		updated := base.DeepCopy()
+		c.change(updated)
+		if got := modelDeploymentChanged.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: updated}); got != c.want {
 			t.Errorf("%s: reconcile %v, want %v", c.name, got, c.want)
 		}
 	}

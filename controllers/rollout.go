@@ -44,6 +44,8 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	in.PodsFailing, in.PodsFailingMessage = podsFailing(w.productionPods, desired.Image)
 	in.Candidate = candidateState(w.candidate, w.candidatePods)
 	in.TargetFailed, in.TargetFailure = r.targetFailed(s)
+	in.ApprovalRequired = md.Spec.ApprovalRequired()
+	in.Approved, in.Aborted = approvalInput(md)
 
 	d := rollout.Decide(in)
 	if d.Action == rollout.ActionSmokeTest {
@@ -73,6 +75,7 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	case rollout.ActionPromote, rollout.ActionFailCandidate:
 		r.smokes.Forget(md.Namespace, md.Name)
 	}
+	r.recordGate(s, d)
 	if err := r.act(ctx, s, in, d); err != nil {
 		return false, err
 	}
@@ -180,6 +183,12 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 
 	case rollout.ActionHold:
 		s.fail(status.Outcome{Stalled: true, Reason: d.Reason, Message: d.Message})
+
+	case rollout.ActionAwaitApproval:
+		// Verified, and held for a person (approval.go); the candidate
+		// stays up, production is not touched.
+		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, d.Reason, d.Message)
+		s.pause(v1alpha1.ReasonAwaitingApproval, awaitingMessage(md, d))
 	}
 	return nil
 }

@@ -55,6 +55,11 @@ const (
 	ReasonProgressing Reason = "Progressing"
 	// ReasonSuspended: spec.suspend is set; nothing is polled, built or changed.
 	ReasonSuspended Reason = "Suspended"
+	// ReasonAwaitingApproval: a verified version waits for a person's
+	// approval (spec.rollout.approval: Manual) while the last one keeps
+	// serving; Ready is False, with neither Reconciling nor Stalled (the
+	// shipped Argo CD health check says Suspended).
+	ReasonAwaitingApproval Reason = "AwaitingApproval"
 	// ReasonInvalidSpec: the operator cannot read the object (a value the
 	// API server let through but the operator cannot decode, e.g. from an
 	// older CRD); nothing else of it is reconciled until the spec changes.
@@ -133,6 +138,9 @@ const (
 	ReasonPodsFailing       Reason = "PodsFailing"
 	ReasonVersionFailed     Reason = "VersionFailed"
 	ReasonCandidateLeftOver Reason = "CandidateLeftOver"
+	// ReasonAborted: the abort annotation rejected a version that waited
+	// for approval; it is held as a failed version, production untouched.
+	ReasonAborted Reason = "Aborted"
 	// ReasonApplyFailed: the API server refused an owned object (an
 	// admission policy, a quota, a webhook, an invalid field).
 	ReasonApplyFailed Reason = "ApplyFailed"
@@ -163,6 +171,9 @@ const (
 	ReasonRolledBack Reason = "RolledBack"
 	// ReasonRetry: the retry annotation cleared a version's failure.
 	ReasonRetry Reason = "Retry"
+	// ReasonApproved: the approve annotation named the waiting version; it
+	// is promoted.
+	ReasonApproved Reason = "Approved"
 )
 
 // EventAction is what the operator was doing when it recorded an event (the
@@ -178,6 +189,8 @@ const (
 	ActionRollback EventAction = "Rollback"
 	ActionRetry    EventAction = "Retry"
 	ActionSuspend  EventAction = "Suspend"
+	// ActionApprove: the approval gate held, or let through, a version.
+	ActionApprove EventAction = "Approve"
 	// ActionReconcile: a step of the reconcile failed and is retried.
 	ActionReconcile EventAction = "Reconcile"
 )

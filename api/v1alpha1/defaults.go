@@ -149,6 +149,12 @@ func (s *ModelDeploymentSpec) MaxSurge() intstr.IntOrString {
 	return *s.Rollout.MaxSurge
 }
 
+// ApprovalRequired tells whether a verified version waits for a person
+// before promotion.
+func (s *ModelDeploymentSpec) ApprovalRequired() bool {
+	return s.Rollout.Approval == ApprovalManual
+}
+
 // HistoryLimit is how many rollouts status.history keeps.
 func (s *ModelDeploymentSpec) HistoryLimit() int32 {
 	return int32Or(s.Rollout.HistoryLimit, DefaultHistoryLimit)

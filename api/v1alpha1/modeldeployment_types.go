@@ -119,6 +119,33 @@ type ModelDeploymentStatus struct {
 	// that one annotation retries a failed version once.
 	// +optional
 	LastRetry string `json:"lastRetry,omitempty"`
+
+	// AwaitingApproval is the verified version that waits for a person's
+	// approval before promotion (spec.rollout.approval: Manual), since
+	// when; status.serving keeps serving and the candidate keeps running
+	// meanwhile.
+	// +optional
+	AwaitingApproval *ApprovalRequest `json:"awaitingApproval,omitempty"`
+
+	// LastApproval is the value of the approve annotation last acted upon
+	// (its first 256 bytes), so that one value promotes once.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastApproval string `json:"lastApproval,omitempty"`
+
+	// LastAbort is the value of the abort annotation last acted upon (its
+	// first 256 bytes), so that one value rejects once.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastAbort string `json:"lastAbort,omitempty"`
+
+	// LastHandledReconcileAt is the value of the Flux reconcile request
+	// annotation reconcile.fluxcd.io/requestedAt last handled (its first
+	// 256 bytes): each new value makes the operator ask MLflow again at
+	// once, dropping the answer it had cached for the model.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 }
 
 // ModelDeployment serves a registered MLflow model on Kubernetes: it follows an

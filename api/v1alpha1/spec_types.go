@@ -439,4 +439,27 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	HistoryLimit *int32 `json:"historyLimit,omitempty"`
+
+	// Approval says who promotes a verified version. Automatic: the
+	// operator, as soon as its candidate passed verification. Manual: a
+	// person; the verified version waits (status.awaitingApproval, Ready
+	// False with reason AwaitingApproval), its candidate still running,
+	// until the annotation serving.mlflow-operator.io/approve names it, or
+	// serving.mlflow-operator.io/abort rejects it. The first version of a
+	// ModelDeployment, with nothing in production yet, does not wait.
+	// +optional
+	// +kubebuilder:default=Automatic
+	Approval ApprovalPolicy `json:"approval,omitempty"`
 }
+
+// ApprovalPolicy says who promotes a verified version.
+// +kubebuilder:validation:Enum=Automatic;Manual
+type ApprovalPolicy string
+
+const (
+	// ApprovalAutomatic promotes a version as soon as it is verified.
+	ApprovalAutomatic ApprovalPolicy = "Automatic"
+	// ApprovalManual holds a verified version until a person approves or
+	// aborts it with an annotation.
+	ApprovalManual ApprovalPolicy = "Manual"
+)

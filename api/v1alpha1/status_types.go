@@ -34,6 +34,22 @@ type ServingVersionStatus struct {
 	Since *metav1.Time `json:"since,omitempty"`
 }
 
+// ApprovalRequest is a verified version held for a person's approval.
+type ApprovalRequest struct {
+	ModelVersionRef `json:",inline"`
+
+	// Since is when the version began to wait.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+
+	// Verification is how the version was verified: Verified (its
+	// candidate answered the smoke test), ReadinessOnly (its candidate
+	// became Ready; no request was sent) or PreviouslyServed (it rolled
+	// out on every replica before; no candidate).
+	// +optional
+	Verification Reason `json:"verification,omitempty"`
+}
+
 // FailedVersion is a model version that failed verification or rollout and
 // is not deployed again until a new version, a spec change or a retry
 // annotation moves on.

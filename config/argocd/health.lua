@@ -4,6 +4,8 @@
 -- conditions the operator writes:
 --   Ready=True                      -> Healthy
 --   Stalled=True                    -> Degraded (a failed version, an invalid spec)
+--   Ready=False, AwaitingApproval   -> Suspended (a verified version waits for a
+--                                      person: spec.rollout.approval Manual)
 --   Ready=False without Reconciling -> Degraded
 --   otherwise                       -> Progressing (resolving, building, rolling out)
 -- spec.suspend                      -> Suspended
@@ -42,6 +44,11 @@ if stalled ~= nil and stalled.status == "True" then
 end
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
+  hs.message = ready.message or ""
+  return hs
+end
+if ready ~= nil and ready.status == "False" and ready.reason == "AwaitingApproval" and (reconciling == nil or reconciling.status ~= "True") then
+  hs.status = "Suspended"
   hs.message = ready.message or ""
   return hs
 end

@@ -112,6 +112,11 @@ func TestTrigger(t *testing.T) {
 		{"Warning", v1alpha1.ReasonPodsFailing, v1alpha1.ActionRollout, TriggerVersionFailed},
 		{"Warning", v1alpha1.ReasonBuildFailed, v1alpha1.ActionBuild, TriggerBuildFailed},
 		{"Warning", v1alpha1.ReasonRegistryUnauthorized, v1alpha1.ActionBuild, TriggerBuildFailed},
+		{"Normal", v1alpha1.ReasonAwaitingApproval, v1alpha1.ActionApprove, TriggerAwaitingApproval},
+		// A person's abort holds the version back like a failed candidate.
+		{"Warning", v1alpha1.ReasonAborted, v1alpha1.ActionVerify, TriggerVersionHeld},
+		// The approval is followed by Promoted, which has its trigger.
+		{"Normal", v1alpha1.ReasonApproved, v1alpha1.ActionApprove, ""},
 		// Not rollout transitions.
 		{"Normal", v1alpha1.ReasonPushed, v1alpha1.ActionBuild, ""},
 		{"Normal", v1alpha1.ReasonCandidateStarting, v1alpha1.ActionVerify, ""},

@@ -220,9 +220,11 @@ var builtinTemplates = sync.OnceValue(func() map[string]*messageTemplate {
 			Message: "{{.message}}"},
 		"build-failed": {Title: "{{.namespace}}/{{.name}}: image of version {{.version}} of {{.model}} not built",
 			Message: "{{.message}}"},
+		"awaiting-approval": {Title: "{{.namespace}}/{{.name}}: version {{.version}} of {{.model}} waits for approval",
+			Message: "{{.message}}"},
 	}
 	colors := map[string]string{"promoted": "#439fe0", "rollout-complete": "#2eb886", "rolled-back": "#e01e5a",
-		"version-held": "#daa038", "version-failed": "#e01e5a", "build-failed": "#e01e5a"}
+		"version-held": "#daa038", "version-failed": "#e01e5a", "build-failed": "#e01e5a", "awaiting-approval": "#daa038"}
 	out := map[string]*messageTemplate{}
 	for name, spec := range specs {
 		spec.Slack.Color, spec.Teams.ThemeColor = colors[name], colors[name]

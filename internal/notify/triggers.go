@@ -41,11 +41,14 @@ const (
 	// TriggerBuildFailed: the image of the target version could not be
 	// built or pushed.
 	TriggerBuildFailed = "on-build-failed"
+	// TriggerAwaitingApproval: a verified version waits for a person's
+	// approval (spec.rollout.approval: Manual).
+	TriggerAwaitingApproval = "on-awaiting-approval"
 )
 
 // Triggers lists every trigger, in the order the documentation gives them.
 var Triggers = []string{TriggerPromoted, TriggerRolloutComplete, TriggerRolledBack,
-	TriggerVersionHeld, TriggerVersionFailed, TriggerBuildFailed}
+	TriggerVersionHeld, TriggerVersionFailed, TriggerBuildFailed, TriggerAwaitingApproval}
 
 func knownTrigger(t string) bool {
 	for _, k := range Triggers {
@@ -73,6 +76,8 @@ func Trigger(eventType string, reason v1alpha1.Reason, action v1alpha1.EventActi
 		return TriggerVersionFailed
 	case action == v1alpha1.ActionBuild && warning:
 		return TriggerBuildFailed
+	case action == v1alpha1.ActionApprove && reason == v1alpha1.ReasonAwaitingApproval:
+		return TriggerAwaitingApproval
 	}
 	return ""
 }

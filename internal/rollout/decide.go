@@ -76,6 +76,16 @@ type Input struct {
 	PreviouslyServed bool
 	AutoRollback     bool
 	ProgressDeadline time.Duration
+	// ApprovalRequired: spec.rollout.approval is Manual. A verified version
+	// then waits for a person (ActionAwaitApproval) instead of being
+	// promoted, unless production runs nothing yet: the first version does
+	// not wait.
+	ApprovalRequired bool
+	// Approved and Aborted: the approve or abort annotation names the
+	// target version with a value not acted upon before. Both count only
+	// where the version would otherwise wait; Aborted wins over Approved.
+	Approved bool
+	Aborted  bool
 }
 
 // Action is what the reconciler does next.
@@ -108,6 +118,9 @@ const (
 	ActionMarkFailed Action = "MarkFailed"
 	// ActionHold: the target failed before; keep what serves, and say so.
 	ActionHold Action = "Hold"
+	// ActionAwaitApproval: the target passed verification and waits for a
+	// person's approval; its candidate stays, production is not touched.
+	ActionAwaitApproval Action = "AwaitApproval"
 )
 
 // Decision is the next action, why, and when to look again.
@@ -119,6 +132,12 @@ type Decision struct {
 	// RequeueAfter, when set, is when the situation changes by the clock
 	// alone (a deadline passes).
 	RequeueAfter time.Duration
+	// Approval is the approval gate's part in the decision: empty when it
+	// had none; AwaitingApproval with ActionAwaitApproval (Reason then
+	// says how the waiting version was verified); Approved with the
+	// ActionPromote the approve annotation let through; Aborted with the
+	// ActionFailCandidate the abort annotation asked for.
+	Approval v1alpha1.Reason
 }
 
 // Decide is the rollout's next step. A new image is first run as a
@@ -190,19 +209,26 @@ func decidePromoted(in Input) Decision {
 // decideCandidate: the target image is not in production yet; verify it.
 func decideCandidate(in Input) Decision {
 	c, target := in.Candidate, in.Target
-	promote := func(reason v1alpha1.Reason, msg string) Decision {
-		return Decision{Action: ActionPromote, Reason: reason, Message: msg}
+	// promote says what was checked and how the promotion goes; the
+	// approval gate may hold it.
+	promote := func(reason v1alpha1.Reason, checked, how string) Decision {
+		return gate(in, Decision{Action: ActionPromote, Reason: reason, Message: checked + "; promoting" + how}, checked, how)
 	}
 	switch {
 	case in.PreviouslyServed:
 		return promote(v1alpha1.ReasonPreviouslyServed,
-			fmt.Sprintf("version %s served every replica before with this image; promoting without a new candidate", target.Version))
+			fmt.Sprintf("version %s served every replica before with this image", target.Version), " without a new candidate")
 	case !c.Exists || c.Image != target.Image:
 		return Decision{Action: ActionCreateCandidate, Reason: v1alpha1.ReasonCandidateStarting,
 			Message: fmt.Sprintf("starting a candidate of version %s", target.Version)}
 	case c.Failed:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonCandidateFailed,
 			Message: fmt.Sprintf("candidate of version %s failed: %s", target.Version, c.FailMessage)}
+	case c.Verified && gated(in):
+		// Verified, and held for a person: its readiness since (a pod
+		// restarting, the Deployment's generation moved by the verified
+		// annotation) does not take the verification back.
+		return promote(v1alpha1.ReasonVerified, fmt.Sprintf("candidate of version %s answered the smoke test", target.Version), "")
 	case !c.Ready:
 		elapsed := in.Now.Sub(c.Created)
 		if elapsed < 0 {
@@ -216,15 +242,15 @@ func decideCandidate(in Input) Decision {
 			Message: fmt.Sprintf("waiting for the candidate of version %s to become Ready", target.Version), RequeueAfter: in.ProgressDeadline - elapsed}
 	case !in.SmokeTestEnabled:
 		return promote(v1alpha1.ReasonReadinessOnly,
-			fmt.Sprintf("candidate of version %s is Ready; promoting without a request (the smoke test is disabled)", target.Version))
+			fmt.Sprintf("candidate of version %s is Ready", target.Version), " without a request (the smoke test is disabled)")
 	case c.Verified || (in.Smoke.Ran && in.Smoke.OK && !in.Smoke.NoRequest):
-		return promote(v1alpha1.ReasonVerified, fmt.Sprintf("candidate of version %s answered the smoke test; promoting", target.Version))
+		return promote(v1alpha1.ReasonVerified, fmt.Sprintf("candidate of version %s answered the smoke test", target.Version), "")
 	case in.Smoke.Ran && in.Smoke.OK && in.SmokeTestRequired:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonNoSmokeTestRequest,
 			Message: fmt.Sprintf("candidate of version %s is Ready but %s, and smokeTest.required refuses to promote on readiness alone", target.Version, in.Smoke.Message)}
 	case in.Smoke.Ran && in.Smoke.OK:
 		return promote(v1alpha1.ReasonReadinessOnly,
-			fmt.Sprintf("candidate of version %s is Ready; promoting without a request: %s", target.Version, in.Smoke.Message))
+			fmt.Sprintf("candidate of version %s is Ready", target.Version), " without a request: "+in.Smoke.Message)
 	case in.Smoke.Ran:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonSmokeTestFailed,
 			Message: fmt.Sprintf("candidate of version %s failed the smoke test: %s", target.Version, in.Smoke.Message)}
@@ -233,6 +259,31 @@ func decideCandidate(in Input) Decision {
 			Message: fmt.Sprintf("candidate of version %s is Ready; sending the smoke test", target.Version)}
 	}
 }
+
+// gate is the approval gate in front of promotion p of a version (checked
+// says how it was verified, how the way it would be promoted). With
+// approval Automatic, or nothing in production yet, p goes through. With
+// Manual the version waits, unless the abort annotation rejects it or the
+// approve annotation lets it through.
+func gate(in Input, p Decision, checked, how string) Decision {
+	switch {
+	case !gated(in):
+		return p
+	case in.Aborted:
+		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonAborted, Approval: v1alpha1.ReasonAborted,
+			Message: fmt.Sprintf("%s; aborted before promotion: the abort annotation rejects version %s", checked, in.Target.Version)}
+	case in.Approved:
+		p.Approval, p.Message = v1alpha1.ReasonApproved, checked+"; approved, promoting"+how
+		return p
+	default:
+		return Decision{Action: ActionAwaitApproval, Reason: p.Reason, Approval: v1alpha1.ReasonAwaitingApproval,
+			Message: checked + "; waiting for approval before promoting" + how}
+	}
+}
+
+// gated tells whether a verified target waits for approval: approval is
+// Manual and production runs something already.
+func gated(in Input) bool { return in.ApprovalRequired && in.ProductionImage != "" }
 
 func describe(v Version) string {
 	if v.Empty() {

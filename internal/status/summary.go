@@ -28,6 +28,13 @@ type Outcome struct {
 	// Failing: a step failed and will be retried (Ready=False while
 	// Reconciling=True); without it Ready is Unknown while work is under way.
 	Failing bool
+	// Paused: nothing failed and no work is under way; the operator waits
+	// for a person's decision (a verified version awaiting approval).
+	// Ready=False with neither Reconciling nor Stalled: kubectl wait for
+	// Ready and kstatus (InProgress) keep waiting, as the version the
+	// reference means does not serve; the shipped Argo CD health check
+	// says Suspended.
+	Paused bool
 	// Reason and Message of the Ready (and Reconciling or Stalled) condition.
 	Reason  v1alpha1.Reason
 	Message string
@@ -35,7 +42,7 @@ type Outcome struct {
 
 // SetSummary writes the kstatus summary conditions for outcome: Ready always;
 // Reconciling only while work is under way; Stalled only while stuck; never
-// both Reconciling and Stalled.
+// both Reconciling and Stalled; neither while paused.
 func SetSummary(conds *[]metav1.Condition, generation int64, o Outcome) {
 	set := func(t string, status metav1.ConditionStatus) {
 		meta.SetStatusCondition(conds, metav1.Condition{
@@ -51,6 +58,10 @@ func SetSummary(conds *[]metav1.Condition, generation int64, o Outcome) {
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
 		set(v1alpha1.ConditionStalled, metav1.ConditionTrue)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
+	case o.Paused:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
+		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
 	default:
 		status := metav1.ConditionUnknown
 		if o.Failing {

@@ -23,6 +23,7 @@ func TestSetSummary(t *testing.T) {
 		{"in progress", nil, Outcome{Reason: v1alpha1.ReasonBuilding, Message: "m"}, metav1.ConditionUnknown, true, false},
 		{"failing step retried", []string{v1alpha1.ConditionStalled}, Outcome{Failing: true, Reason: v1alpha1.ReasonMLflowUnreachable, Message: "m"}, metav1.ConditionFalse, true, false},
 		{"stalled clears reconciling", []string{v1alpha1.ConditionReconciling}, Outcome{Stalled: true, Reason: v1alpha1.ReasonVersionFailed, Message: "m"}, metav1.ConditionFalse, false, true},
+		{"paused clears reconciling and stalled", []string{v1alpha1.ConditionReconciling, v1alpha1.ConditionStalled}, Outcome{Paused: true, Reason: v1alpha1.ReasonAwaitingApproval, Message: "m"}, metav1.ConditionFalse, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,11 +1,14 @@
 // Package argocd checks what Argo CD (config/argocd/health.lua, run with the
-// same Lua interpreter Argo CD embeds) and kstatus (what kubectl wait, Flux
-// and cli-utils compute) conclude from the status the operator writes.
+// same Lua interpreter Argo CD embeds), kstatus (what kubectl wait, Flux
+// and cli-utils compute) and Flux's CEL health check
+// (config/flux/healthcheck-exprs.yaml, run with cel-go) conclude from the
+// status the operator writes.
 package argocd
 
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
@@ -33,6 +36,7 @@ func TestHealth(t *testing.T) {
 		stale               bool // observedGeneration behind
 		argo                string
 		kstatus             status.Status
+		argoMessage         string // part of Argo CD's message, when set
 	}{
 		// Before the operator's first status write kstatus has nothing to read
 		// and calls any custom resource Current; the Argo CD script waits.
@@ -41,6 +45,14 @@ func TestHealth(t *testing.T) {
 		{name: "building", outcome: &mdstatus.Outcome{Reason: "Building", Message: "building"}, argo: "Progressing", kstatus: status.InProgressStatus},
 		{name: "mlflow down, retrying", outcome: &mdstatus.Outcome{Failing: true, Reason: "MLflowUnreachable", Message: "connection refused"}, argo: "Progressing", kstatus: status.InProgressStatus},
 		{name: "stalled", outcome: &mdstatus.Outcome{Stalled: true, Reason: "ProgressDeadlineExceeded", Message: "timed out"}, argo: "Degraded", kstatus: status.FailedStatus},
+		// A verified version waits for a person: nothing fails, nothing is
+		// under way. kubectl wait and kstatus keep waiting (the version the
+		// reference means does not serve); Argo CD shows it paused.
+		{name: "awaiting approval", outcome: &mdstatus.Outcome{Paused: true, Reason: "AwaitingApproval",
+			Message: "candidate of version 2 answered the smoke test; waiting for approval"}, argo: "Suspended", kstatus: status.InProgressStatus,
+			argoMessage: "waiting for approval"},
+		// Once it is aborted the version is held like a failed one.
+		{name: "aborted", outcome: &mdstatus.Outcome{Stalled: true, Reason: "Aborted", Message: "aborted before promotion"}, argo: "Degraded", kstatus: status.FailedStatus},
 		{name: "spec not yet handled", outcome: &mdstatus.Outcome{Ready: true, Reason: "Succeeded"}, stale: true, argo: "Progressing", kstatus: status.InProgressStatus},
 		{name: "suspended", outcome: &mdstatus.Outcome{Ready: true, Reason: "Succeeded"}, suspend: true, argo: "Suspended", kstatus: status.CurrentStatus},
 		// What the operator writes once it sees spec.suspend: Ready keeps its
@@ -74,6 +86,9 @@ func TestHealth(t *testing.T) {
 			got, msg := argoHealth(t, string(script), obj)
 			if got != tc.argo {
 				t.Errorf("Argo CD health %s (%s), want %s", got, msg, tc.argo)
+			}
+			if !strings.Contains(msg, tc.argoMessage) {
+				t.Errorf("Argo CD message %q lacks %q", msg, tc.argoMessage)
 			}
 			res, err := status.Compute(&unstructured.Unstructured{Object: obj})
 			if err != nil {

@@ -78,6 +78,7 @@ func TestDefaults(t *testing.T) {
 		{"rollout.smokeTest.enabled", ptr.Deref(s.Rollout.SmokeTest.Enabled, false), true},
 		{"rollout.smokeTest.path", s.Rollout.SmokeTest.Path, "/invocations"},
 		{"rollout.smokeTest.timeout", s.Rollout.SmokeTest.Timeout.Duration, 30 * time.Second},
+		{"rollout.approval", s.Rollout.Approval, v1alpha1.ApprovalAutomatic},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -115,6 +116,7 @@ func TestValidObjectsAccepted(t *testing.T) {
 	}
 	cases["name of 63 characters"] = func(md *v1alpha1.ModelDeployment) { md.Name = strings.Repeat("b", 63) }
 	cases["smoke test required"] = func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.SmokeTest.Required = true }
+	cases["manual approval"] = func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Approval = v1alpha1.ApprovalManual }
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			md := fixtures.Valid(ns, strings.ReplaceAll(name, " ", "-"))
@@ -217,6 +219,8 @@ func TestInvalidObjectsRefused(t *testing.T) {
 			"spec.rollout.smokeTest.path", nil},
 		{"history limit zero", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.HistoryLimit = ptr.To(int32(0)) },
 			"spec.rollout.historyLimit", nil},
+		{"unknown approval", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Approval = "manual" },
+			"spec.rollout.approval", []string{`Unsupported value: "manual"`, `"Automatic"`, `"Manual"`}},
 		{"smoke test required but disabled", func(md *v1alpha1.ModelDeployment) {
 			md.Spec.Rollout.SmokeTest.Required, md.Spec.Rollout.SmokeTest.Enabled = true, ptr.To(false)
 		}, "spec.rollout.smokeTest", []string{"required needs the smoke test enabled"}},

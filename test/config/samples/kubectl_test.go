@@ -166,6 +166,8 @@ func TestExplain(t *testing.T) {
 		"modeldeployment.spec.disruption":           "never blocked",
 		"modeldeployment.status.lastGood":           "rollbacks",
 		"modeldeployment.spec.rollout.autoRollback": "last good version",
+		"modeldeployment.spec.rollout.approval":     "who promotes a verified version",
+		"modeldeployment.status.awaitingApproval":   "waits for a person's approval",
 	} {
 		out, err := kubectl("explain", field)
 		if err != nil {
