@@ -144,8 +144,15 @@ func phaseTable(runs []sample, marks []string, totals []total) {
 	}
 	printTable(append(rows, cells))
 	for i, x := range runs {
-		if x.load != nil && len(x.load.Errors) > 0 {
-			fmt.Printf("  run %d, first failures: %s\n", i+1, strings.Join(x.load.Errors, "; "))
+		if x.load == nil {
+			continue
+		}
+		for _, f := range x.load.Failures {
+			where := "before any step"
+			if m := lastMarkBefore(x.t, f.At); m != "" {
+				where = "after: " + short(m)
+			}
+			fmt.Printf("  run %d: a request failed at %s from the alias change (%s): %s\n", i+1, secs(f.At.Sub(x.t.start)), where, f.Err)
 		}
 	}
 }

@@ -123,4 +123,18 @@ func medianOf(runs []timeline, f func(timeline) (time.Duration, bool)) string {
 	return secs(m)
 }
 
-func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+// lastMarkBefore is the mark of t seen last at or before at ("" when at
+// comes before them all): where in a run a failed request fell.
+func lastMarkBefore(t timeline, at time.Time) string {
+	name, when := "", time.Time{}
+	for m, seen := range t.at {
+		if !seen.After(at) && (name == "" || seen.After(when) || (seen.Equal(when) && m < name)) {
+			name, when = m, seen
+		}
+	}
+	return name
+}
+
+// secs is a duration in seconds, to the hundredth: watch timestamps are
+// that precise, and some steps take a few tens of milliseconds.
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

@@ -41,6 +41,11 @@ func TestBreakdown(t *testing.T) {
 	if d, ok := tl.between("a", "d"); !ok || d != 5900*time.Millisecond {
 		t.Errorf("a -> d = %v %v", d, ok)
 	}
+	for ms, want := range map[int]string{-5: "", 260: "b", 300: "a", 6199: "a", 40000: "e"} {
+		if got := lastMarkBefore(tl, at(start, ms)); got != want {
+			t.Errorf("lastMarkBefore(+%d ms) = %q, want %q", ms, got, want)
+		}
+	}
 	if _, ok := tl.between("c", "d"); ok {
 		t.Error("between a mark never seen and another: want not ok")
 	}

@@ -31,6 +31,6 @@ func (l *load) finish(t *testing.T, what string) {
 	r := l.Stop()
 	t.Logf("MEASURED %s: %d requests through the Service answered, %d failed", what, r.OK, r.Failed)
 	if r.Failed > 0 || r.OK == 0 {
-		t.Errorf("%s: %d of %d requests failed: %v", what, r.Failed, r.Sent(), r.Errors)
+		t.Errorf("%s: %d of %d requests failed: %v", what, r.Failed, r.Sent(), r.Failures)
 	}
 }

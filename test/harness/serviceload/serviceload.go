@@ -29,7 +29,7 @@ type Load struct {
 	URL        string
 	ok, failed atomic.Int64
 	mu         sync.Mutex
-	errs       []string
+	failures   []Failure
 	stop       chan struct{}
 	done       chan struct{}
 }
@@ -37,9 +37,17 @@ type Load struct {
 // Result is what a Load counted.
 type Result struct {
 	OK, Failed int64
-	// Errors are the first ten failures, with the time of each.
-	Errors []string
+	// Failures are the first ten failed requests.
+	Failures []Failure
 }
+
+// Failure is a failed request: when it ended, and how.
+type Failure struct {
+	At  time.Time
+	Err string
+}
+
+func (f Failure) String() string { return f.At.Format("15:04:05.000") + " " + f.Err }
 
 // Sent is every request sent.
 func (r Result) Sent() int64 { return r.OK + r.Failed }
@@ -90,8 +98,8 @@ func (l *Load) send(hc *http.Client, body string) {
 	}
 	l.failed.Add(1)
 	l.mu.Lock()
-	if len(l.errs) < 10 {
-		l.errs = append(l.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
+	if len(l.failures) < 10 {
+		l.failures = append(l.failures, Failure{At: time.Now(), Err: err.Error()})
 	}
 	l.mu.Unlock()
 }
@@ -102,5 +110,5 @@ func (l *Load) Stop() Result {
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Result{OK: l.ok.Load(), Failed: l.failed.Load(), Errors: append([]string(nil), l.errs...)}
+	return Result{OK: l.ok.Load(), Failed: l.failed.Load(), Failures: append([]Failure(nil), l.failures...)}
 }
