@@ -108,6 +108,9 @@ func readConfig() (config, error) {
 
 var started = time.Now()
 
+// errInterrupted is the cause of the context's end on Ctrl-C.
+var errInterrupted = errors.New("interrupted")
+
 // progress prints a line for a person watching, with the time since the
 // start.
 func progress(format string, args ...any) {
@@ -142,7 +145,7 @@ func run() error {
 	go func() {
 		s := <-sig
 		progress("%v: stopping, tearing the stack down", s)
-		cancel(fmt.Errorf("interrupted by %v", s))
+		cancel(fmt.Errorf("%w by %v", errInterrupted, s))
 	}()
 
 	dir, err := os.MkdirTemp("", "bench-e2e-")

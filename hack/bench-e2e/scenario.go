@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -251,8 +252,8 @@ func (b *bench) remove(ctx context.Context, d *deployment) error {
 
 // withLogs adds the operator's last log lines to a failed wait.
 func (b *bench) withLogs(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, errInterrupted) {
+		return err
 	}
 	lines := strings.Split(strings.TrimRight(b.st.OperatorLogs(), "\n"), "\n")
 	if len(lines) > 40 {
