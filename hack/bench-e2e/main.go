@@ -53,6 +53,10 @@ import (
 
 func main() {
 	if err := run(); err != nil {
+		if errors.Is(err, errInterrupted) {
+			fmt.Fprintln(os.Stderr, "bench-e2e: interrupted; the stack is torn down")
+			os.Exit(130)
+		}
 		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
 		os.Exit(1)
 	}
@@ -117,7 +121,7 @@ func progress(format string, args ...any) {
 	fmt.Printf("[%6s] %s\n", time.Since(started).Round(time.Second), fmt.Sprintf(format, args...))
 }
 
-func run() error {
+func run() (err error) {
 	c, err := readConfig()
 	if err != nil {
 		return err
@@ -168,8 +172,24 @@ func run() error {
 	var results []*result
 	var polled *result
 	defer func() {
-		if len(results) > 0 || polled != nil {
-			report(c, where, results, polled)
+		// What was measured, also after an error or Ctrl-C.
+		var measured []*result
+		for _, r := range results {
+			if len(r.promotions)+len(r.rollback) > 0 {
+				measured = append(measured, r)
+			}
+		}
+		if polled != nil && len(polled.promotions) == 0 {
+			polled = nil
+		}
+		if len(measured) > 0 || polled != nil {
+			report(c, where, measured, polled)
+		}
+	}()
+	// An error after Ctrl-C is the interruption's.
+	defer func() {
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, errInterrupted) {
+			err = cause
 		}
 	}()
 	// Polling first: MLflow's webhooks go to every model, so none exists yet.
