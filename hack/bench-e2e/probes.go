@@ -31,7 +31,7 @@ type probe struct {
 // The marks, in the order a promotion or a rollback passes them. The
 // names are what the tables print.
 const (
-	markResolved   = "webhook delivered, version resolved (status.target)"
+	markResolved   = "alias change seen, version resolved (status.target)"
 	markImage      = "image built and pushed, candidate applied"
 	markCandidate  = "candidate pod Ready"
 	markPromoted   = "smoke test passed, promoted (status.promoting)"
