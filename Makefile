@@ -162,8 +162,8 @@ bench-build: pythonenv registry $(CRANE) ## Time and peak RSS of image builds (1
 ##@ Build
 
 .PHONY: bench-e2e
-bench-e2e: manifests controlplane pythonenv registry $(REAL_NODE_DEPS) ## Promotion latency, MLflow alias change -> Ready, webhook vs polling only (BENCH_RUNS, BENCH_POLL_INTERVAL).
-	MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" go run ./hack/bench-e2e
+bench-e2e: manifests controlplane pythonenv registry $(REAL_NODE_DEPS) ## Promotion (step by step) and rollback latency and failed requests per rollout strategy, on the real node or kwok (BENCH_RUNS, BENCH_ROLLBACK_RUNS, BENCH_STRATEGIES, BENCH_POLLING=1, BENCH_POLL_INTERVAL; LOCAL_NODE=kwok).
+	MLFLOW_PYTHON_ENV="$(PYTHON_ENV)" BENCH_REQUIRE_REAL_NODE=$(REQUIRE_REAL_NODE) go run ./hack/bench-e2e
 
 .PHONY: build
 build: generate fmt vet ## Build the manager binary into bin/manager.

@@ -1,180 +1,248 @@
-// Command bench-e2e measures promotion latency on the local stack (`make
-// bench-e2e`): the time from an MLflow alias change to the ModelDeployment
-// being Ready on the new version (resolution, image build and push,
-// candidate, smoke test against the real model, rolling update), first with
-// polling only, then with MLflow's webhook. Each run registers a newly
-// trained model version, so every promotion builds a new image. It prints
-// each run and the median, minimum and maximum of each mode.
+// Command bench-e2e measures promotions and rollbacks on the local stack
+// (`make bench-e2e`), for each rollout strategy the API has, on the real
+// node (kubelet, containerd, runc; the default as root) or on kwok nodes
+// (LOCAL_NODE=kwok, or not root).
 //
-// BENCH_RUNS sets the runs per mode (5); BENCH_POLL_INTERVAL the polling
-// mode's spec.mlflow.pollInterval (1m, the default a ModelDeployment gets).
+// For each strategy, one ModelDeployment follows the alias champion of a
+// model of its own, in a namespace of its own, with MLflow's webhook (an
+// hour between polls):
+//
+//   - promotions: a newly trained version (so a new image every run), the
+//     alias moved to it, timed from the alias change through each phase:
+//     version resolved, image built and pushed and candidate applied,
+//     candidate pod Ready, smoke test passed and promoted, production pods
+//     replaced, Ready reported, old pods terminated;
+//   - rollbacks: a version whose server dies in production pods (the
+//     fixture's "dying" kind on the real node; kwok's crash stage on kwok
+//     nodes), the alias moved to it; timed through its promotion to the
+//     rollback the operator decides (RolledBack) and to production back on
+//     the last good version with every pod Ready; then the alias goes back.
+//
+// The times are when a watch (informers on the ModelDeployment, its
+// Deployments and pods) first showed each step, from the moment MLflow
+// answered the alias change. On the real node a client sends predictions
+// through the Service's ClusterIP during every promotion and rollback and
+// counts the failures (test/harness/serviceload, as the end-to-end suite
+// does); on kwok nodes Service IPs route nowhere, and the count is n/a.
+// It prints a table per strategy and a summary.
+//
+// BENCH_RUNS sets the promotions per strategy (5), BENCH_ROLLBACK_RUNS the
+// rollbacks (BENCH_RUNS); BENCH_STRATEGIES which strategies, comma-separated
+// (all); BENCH_POLLING=1 also measures promotions found by polling alone,
+// first, with spec.mlflow.pollInterval BENCH_POLL_INTERVAL (1m, the
+// default a ModelDeployment gets): slow, as each waits for a poll.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/stack"
 )
 
 func main() {
 	if err := run(); err != nil {
+		if errors.Is(err, errInterrupted) {
+			fmt.Fprintln(os.Stderr, "bench-e2e: interrupted; the stack is torn down")
+			os.Exit(130)
+		}
 		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
 		os.Exit(1)
 	}
 }
 
-type sample struct {
-	detect, ready time.Duration
+// config is what the environment asks for.
+type config struct {
+	runs, rollbacks int
+	strategies      []strategy
+	polling         bool
+	poll            time.Duration
 }
 
-func run() error {
-	runs := 5
-	if v := os.Getenv("BENCH_RUNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("BENCH_RUNS=%q: want a positive number", v)
+func readConfig() (config, error) {
+	c := config{runs: 5, poll: v1alpha1.DefaultPollInterval}
+	count := func(name string, def int) (int, error) {
+		v := os.Getenv(name)
+		if v == "" {
+			return def, nil
 		}
-		runs = n
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%s=%q: want a number, 0 or more", name, v)
+		}
+		return n, nil
 	}
-	poll := v1alpha1.DefaultPollInterval
+	var err error
+	if c.runs, err = count("BENCH_RUNS", c.runs); err != nil {
+		return c, err
+	}
+	if c.rollbacks, err = count("BENCH_ROLLBACK_RUNS", c.runs); err != nil {
+		return c, err
+	}
+	if c.strategies, err = pickStrategies(os.Getenv("BENCH_STRATEGIES"), strategies); err != nil {
+		return c, err
+	}
+	switch v := os.Getenv("BENCH_POLLING"); v {
+	case "", "0", "false":
+	case "1", "true":
+		c.polling = true
+	default:
+		return c, fmt.Errorf("BENCH_POLLING=%q: want 1 or 0", v)
+	}
 	if v := os.Getenv("BENCH_POLL_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("BENCH_POLL_INTERVAL=%q: want a duration such as 30s", v)
+			return c, fmt.Errorf("BENCH_POLL_INTERVAL=%q: want a duration such as 30s", v)
 		}
-		poll = d
+		c.poll = d
 	}
+	return c, nil
+}
 
-	node, _, why, err := stack.EnterNode(false)
+var started = time.Now()
+
+// errInterrupted is the cause of the context's end on Ctrl-C.
+var errInterrupted = errors.New("interrupted")
+
+// progress prints a line for a person watching, with the time since the
+// start.
+func progress(format string, args ...any) {
+	fmt.Printf("[%6s] %s\n", time.Since(started).Round(time.Second), fmt.Sprintf(format, args...))
+}
+
+func run() (err error) {
+	c, err := readConfig()
 	if err != nil {
 		return err
 	}
-	if why != "" {
-		fmt.Printf("on kwok nodes (%s)\n", why)
-	} else {
-		fmt.Println("on a real node (kubelet, containerd, runc)")
+	// On the real node the rest runs again inside its namespaces (and the
+	// host side tears them down after, whatever happens in here). make sets
+	// BENCH_REQUIRE_REAL_NODE as root: no silent fallback to kwok then.
+	node, _, why, err := stack.EnterNode(os.Getenv("BENCH_REQUIRE_REAL_NODE") != "")
+	if err != nil {
+		return err
 	}
-	ctx := context.Background()
+	where := "a real node (kubelet, containerd, runc, kube-proxy)"
+	if node != cluster.RealNode {
+		where = "kwok nodes (" + why + "): pods are simulated, Service IPs route nowhere"
+	}
+	fmt.Println("bench-e2e on " + where)
+
+	// Ctrl-C (or SIGTERM) ends the waits; the deferred Stop tears the
+	// stack down. The signals stay caught until the end, so a second one
+	// does not cut the teardown short.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		progress("%v: stopping, tearing the stack down", s)
+		cancel(fmt.Errorf("%w by %v", errInterrupted, s))
+	}()
+
 	dir, err := os.MkdirTemp("", "bench-e2e-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Println("starting MLflow, a registry, a local cluster and the operator")
-	st, err := stack.Start(ctx, stack.Options{Dir: filepath.Join(dir, "stack"), Node: node, Progress: func(line string) { fmt.Println("    " + line) }})
+	progress("starting MLflow, a registry, a local cluster and the operator")
+	st, err := stack.Start(ctx, stack.Options{Dir: filepath.Join(dir, "stack"), Node: node,
+		Progress: func(line string) { progress("  %s", line) }})
 	if err != nil {
 		return err
 	}
-	defer st.Stop()
+	defer func() {
+		progress("stopping the stack")
+		st.Stop()
+	}()
+	b := &bench{st: st, k: st.Cluster.Client, real: node == cluster.RealNode}
 
+	var results []*result
+	var polled *result
+	defer func() {
+		// What was measured, also after an error or Ctrl-C.
+		var measured []*result
+		for _, r := range results {
+			if len(r.promotions)+len(r.rollback) > 0 {
+				measured = append(measured, r)
+			}
+		}
+		if polled != nil && len(polled.promotions) == 0 {
+			polled = nil
+		}
+		if len(measured) > 0 || polled != nil {
+			report(c, where, measured, polled)
+		}
+	}()
+	// An error after Ctrl-C is the interruption's.
+	defer func() {
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, errInterrupted) {
+			err = cause
+		}
+	}()
 	// Polling first: MLflow's webhooks go to every model, so none exists yet.
-	polled, err := measure(ctx, st, "polled", runs, poll)
-	if err != nil {
-		return err
+	if c.polling {
+		polled = &result{name: fmt.Sprintf("polling only (pollInterval %s)", c.poll)}
+		if err := b.measure(ctx, polled, "bench-polled", c.poll, c.runs, 0, func(*v1alpha1.ModelDeployment) {}); err != nil {
+			return err
+		}
 	}
 	if _, err := st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "create_webhook", "name": "operator", "url": st.WebhookURL,
 		"secret": stack.WebhookSecret, "events": []string{"model_version.created", "model_version_alias.created"}}); err != nil {
 		return err
 	}
-	hooked, err := measure(ctx, st, "hooked", runs, time.Hour)
-	if err != nil {
-		return err
-	}
-
-	fmt.Printf("\nPromotion latency, MLflow alias moved -> Ready on the new version (%d runs each; new image every run)\n\n", runs)
-	fmt.Printf("| mode | alias moved -> target seen (median) | alias moved -> Ready: median | min | max |\n| --- | --- | --- | --- | --- |\n")
-	row := func(mode string, s []sample) {
-		var detect, ready []time.Duration
-		for _, x := range s {
-			detect = append(detect, x.detect)
-			ready = append(ready, x.ready)
+	for _, s := range c.strategies {
+		r := &result{name: s.name}
+		results = append(results, r)
+		if err := b.measure(ctx, r, "bench-"+strings.ToLower(s.name), time.Hour, c.runs, c.rollbacks, s.apply); err != nil {
+			return err
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s |\n", mode, secs(median(detect)), secs(median(ready)), secs(slices.Min(ready)), secs(slices.Max(ready)))
 	}
-	row("webhook (pollInterval 1h)", hooked)
-	row(fmt.Sprintf("polling only (pollInterval %s)", poll), polled)
 	return nil
 }
 
-// measure deploys model, then promotes a new version runs times.
-func measure(ctx context.Context, st *stack.Stack, model string, runs int, poll time.Duration) ([]sample, error) {
-	k := st.Cluster.Client
-	first, err := st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "register", "model": model, "seed": 0, "alias": "champion"})
+// result is what one strategy (or polling) measured.
+type result struct {
+	name                 string
+	promotions, rollback []sample
+}
+
+// measure deploys a ModelDeployment in namespace (the model has the same
+// name), then promotes runs new versions and rolls back rollbacks dying
+// ones, adding each run to r as it ends.
+func (b *bench) measure(ctx context.Context, r *result, namespace string, poll time.Duration, runs, rollbacks int, apply func(*v1alpha1.ModelDeployment)) error {
+	progress("%s: %s, %d promotions and %d rollbacks", namespace, r.name, runs, rollbacks)
+	d, err := b.deploy(ctx, namespace, namespace, poll, apply)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	md := st.ModelDeployment("default", model, v1alpha1.ModelReference{Name: model, Alias: "champion"}, poll)
-	if err := k.Create(ctx, md); err != nil {
-		return nil, err
-	}
-	if _, _, err := waitReady(ctx, st, k, md, first[0].Version, time.Now()); err != nil {
-		return nil, err
-	}
-	var out []sample
 	for i := 1; i <= runs; i++ {
-		res, err := st.MLflow.Fixture(ctx,
-			mlflowserver.Op{"op": "register", "model": model, "seed": i},
-			mlflowserver.Op{"op": "set_alias", "model": model, "alias": "champion", "version": "$prev"},
-		)
+		x, err := b.promote(ctx, d)
 		if err != nil {
-			return nil, err
+			return errors.Join(err, b.remove(ctx, d))
 		}
-		moved := res[1].DoneTime()
-		detect, ready, err := waitReady(ctx, st, k, md, res[0].Version, moved)
+		r.promotions = append(r.promotions, x)
+		progress("%s: promotion %d/%d, version %s: %s", namespace, i, runs, x.version, runLine(x, promotionMarks, markReady))
+	}
+	for i := 1; i <= rollbacks; i++ {
+		x, err := b.rollback(ctx, d)
 		if err != nil {
-			return nil, err
+			return errors.Join(err, b.remove(ctx, d))
 		}
-		fmt.Printf("    %s run %d: version %s target seen after %s, Ready after %s\n", model, i, res[0].Version, secs(detect), secs(ready))
-		out = append(out, sample{detect: detect, ready: ready})
+		r.rollback = append(r.rollback, x)
+		progress("%s: rollback %d/%d, version %s: %s", namespace, i, rollbacks, x.version, runLine(x, rollbackMarks, markRestored))
 	}
-	return out, nil
+	return b.remove(ctx, d)
 }
-
-// waitReady polls the ModelDeployment every 50 ms until it is Ready on
-// version; it returns when status.target first named version and when it
-// turned Ready, both from since.
-func waitReady(ctx context.Context, st *stack.Stack, k client.Client, md *v1alpha1.ModelDeployment, version string, since time.Time) (time.Duration, time.Duration, error) {
-	var detect time.Duration
-	deadline := time.Now().Add(10 * time.Minute)
-	for time.Now().Before(deadline) {
-		m := &v1alpha1.ModelDeployment{}
-		if err := k.Get(ctx, client.ObjectKeyFromObject(md), m); err == nil {
-			if detect == 0 && m.Status.Target != nil && m.Status.Target.Version == version {
-				detect = time.Since(since)
-			}
-			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
-			if c != nil && c.Status == metav1.ConditionTrue && m.Status.Serving != nil && m.Status.Serving.Version == version {
-				ready := time.Since(since)
-				if detect == 0 {
-					detect = ready
-				}
-				return detect, ready, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return 0, 0, fmt.Errorf("%s not Ready on version %s after 10 minutes; operator logs:\n%s", md.Name, version, st.OperatorLogs())
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }

@@ -49,7 +49,7 @@ func waitReady(t *testing.T, md *v1alpha1.ModelDeployment, version, what string)
 	})
 }
 
-const irisRows = `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
+const irisRows = mlflowserver.IrisRows
 
 // servingPort is where a serving pod listens: the pod network stand-in's
 // port on kwok nodes, the default port on the real node.

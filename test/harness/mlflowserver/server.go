@@ -216,6 +216,11 @@ func (s *Server) Logs() string {
 	return s.proc.Logs.String()
 }
 
+// IrisRows is a scoring request the fixture's models answer: the first
+// three rows of the iris data set (their input example), in MLflow's
+// dataframe_split format.
+const IrisRows = `{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]}}`
+
 // Op is one fixture operation (see fixture.py).
 type Op map[string]any
 
