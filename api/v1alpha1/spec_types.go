@@ -200,7 +200,9 @@ type ServingSpec struct {
 
 	// Command replaces the image's entrypoint. Default: the command the image
 	// build writes, `mlflow models serve -m /opt/ml/model -h 0.0.0.0 -p <port>
-	// --env-manager local`.
+	// --env-manager local` under a small process 1 (run by the base's
+	// python3) that passes SIGTERM on, so the server stops gracefully. A
+	// command given here is process 1 itself and must handle SIGTERM.
 	// +optional
 	Command []string `json:"command,omitempty"`
 

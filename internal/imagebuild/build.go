@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -134,11 +133,6 @@ type Builder struct {
 	// timeouts of the default transport; defaultRegistryTimeouts when zero.
 	// Tests shorten them.
 	timeouts registryTimeouts
-}
-
-// DefaultCommand is the serving command of an image listening on port.
-func DefaultCommand(port int32) []string {
-	return []string{"mlflow", "models", "serve", "-m", ModelPath, "-h", "0.0.0.0", "-p", strconv.Itoa(int(port)), "--env-manager", "local"}
 }
 
 // Lookup answers the image the tag already holds when it carries req's model

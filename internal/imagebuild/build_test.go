@@ -272,7 +272,8 @@ func TestBuildSingleImage(t *testing.T) {
 
 			cf, _ := img.ConfigFile()
 			c := cf.Config
-			if strings.Join(c.Entrypoint, " ") != "mlflow models serve -m /opt/ml/model -h 0.0.0.0 -p 8080 --env-manager local" || len(c.Cmd) != 0 {
+			if len(c.Entrypoint) < 3 || c.Entrypoint[0] != "python3" || c.Entrypoint[2] != serveInit ||
+				strings.Join(c.Entrypoint[3:], " ") != "mlflow models serve -m /opt/ml/model -h 0.0.0.0 -p 8080 --env-manager local" || len(c.Cmd) != 0 {
 				t.Errorf("entrypoint %v cmd %v", c.Entrypoint, c.Cmd)
 			}
 			if !slices.Contains(c.Env, "MLFLOW_DISABLE_ENV_CREATION=true") || slices.Contains(c.Env, "MLFLOW_DISABLE_ENV_CREATION=false") || !slices.Contains(c.Env, "LANG=C.UTF-8") {
