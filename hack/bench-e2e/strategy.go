@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
 
@@ -28,6 +31,11 @@ type strategy struct {
 // chooses otherwise, so its entry sets nothing.
 var strategies = []strategy{
 	{name: "RollingUpdate", apply: func(*v1alpha1.ModelDeployment) {}},
+	// The rolling update with spec.rollout.maxSurge 100%: the whole new
+	// set starts at once beside the old one.
+	{name: "RollingUpdate-surge100", apply: func(md *v1alpha1.ModelDeployment) {
+		md.Spec.Rollout.MaxSurge = ptr.To(intstr.FromString("100%"))
+	}},
 }
 
 // pickStrategies reads BENCH_STRATEGIES: a comma-separated list of
