@@ -252,8 +252,9 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 	waitReady(t, md, moved[0].Version, "v2 Ready")
 	t.Logf("MEASURED alias moved -> Ready on v2 (webhook, build, candidate, smoke test, rolling update): %s", time.Since(aliasMoved).Round(time.Second))
 	if serviceClient != nil {
-		// And a little longer: the old pods finish terminating.
-		time.Sleep(10 * time.Second)
+		// And until the old pods are gone: their server must stop
+		// gracefully, closing the connections the client keeps alive.
+		oldPodsStop(t, md, moved[0].Version)
 		serviceClient.finish(t, "promotion v1 -> v2")
 	}
 	w.Stop()
@@ -265,6 +266,34 @@ func TestWebhookPromotionKeepsCapacity(t *testing.T) {
 		t.Errorf("available replicas dropped to %d during the rollout (watched %d updates)", minAvailable, watched)
 	}
 	t.Logf("watched %d Deployment updates; available replicas never below %d", watched, minAvailable)
+}
+
+// oldPodsStop waits for md's pods of versions other than version to be
+// gone. They stop after the preStop sleep (5 s) once their scoring server
+// hears SIGTERM; a server that ignores it (MLflow as process 1 of its
+// container did) is killed only when the 30 s grace period ends, resetting
+// the connections clients hold: that fails here.
+func oldPodsStop(t *testing.T, md *v1alpha1.ModelDeployment, version string) {
+	t.Helper()
+	start := time.Now()
+	testenv.Eventually(t, time.Minute, "the old version's pods gone", func() error {
+		pods := &corev1.PodList{}
+		if err := k8s.List(context.Background(), pods, client.InNamespace(md.Namespace),
+			client.MatchingLabels{v1alpha1.LabelName: md.Name, v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			if v := p.Labels[v1alpha1.LabelModelVersion]; v != version {
+				return fmt.Errorf("pod %s of version %s still there", p.Name, v)
+			}
+		}
+		return nil
+	})
+	took := time.Since(start)
+	t.Logf("MEASURED old pods gone %s after Ready", took.Round(100*time.Millisecond))
+	if took > 20*time.Second {
+		t.Errorf("the old pods took %s to stop after Ready: their server ignored SIGTERM and was killed at the end of the grace period", took.Round(time.Second))
+	}
 }
 
 // newMD is a ModelDeployment of model on the stack, following ref.
