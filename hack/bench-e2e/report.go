@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/mlflow-operator/mlflow-operator/hack/internal/table"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/serviceload"
 )
 
@@ -74,7 +76,7 @@ func report(c config, where string, results []*result, polled *result) {
 			row("webhook, "+results[0].name+" (pollInterval 1h)", results[0].promotions)
 		}
 		row(polled.name, polled.promotions)
-		printTable(rows)
+		table.Print(os.Stdout, rows)
 	}
 
 	fmt.Printf("\nSummary (medians; failed requests: through the Service during every promotion / rollback)\n\n")
@@ -88,7 +90,7 @@ func report(c config, where string, results []*result, polled *result) {
 			medianOf(rb, func(t timeline) (time.Duration, bool) { return t.between("", markRestored) }),
 			failedText(r.promotions), failedText(r.rollback)})
 	}
-	printTable(rows)
+	table.Print(os.Stdout, rows)
 	fmt.Printf("\n%d promotions and %d rollbacks per strategy; medians per step need not add up to the median total.\n", c.runs, c.rollbacks)
 }
 
@@ -142,7 +144,7 @@ func phaseTable(runs []sample, marks []string, totals []total) {
 	} else {
 		cells = append(cells, fmt.Sprintf("%d / %d (all runs)", sent, failed))
 	}
-	printTable(append(rows, cells))
+	table.Print(os.Stdout, append(rows, cells))
 	for i, x := range runs {
 		if x.load == nil {
 			continue
@@ -185,32 +187,4 @@ func timelines(runs []sample) []timeline {
 		out[i] = x.t
 	}
 	return out
-}
-
-// printTable prints rows as a plain table: columns padded, a rule below
-// the heading.
-func printTable(rows [][]string) {
-	width := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, cell := range r {
-			width[i] = max(width[i], len(cell))
-		}
-	}
-	for j, r := range rows {
-		var b strings.Builder
-		for i, cell := range r {
-			if i > 0 {
-				b.WriteString(" | ")
-			}
-			fmt.Fprintf(&b, "%-*s", width[i], cell)
-		}
-		fmt.Println(strings.TrimRight(b.String(), " "))
-		if j == 0 {
-			var rule []string
-			for _, w := range width {
-				rule = append(rule, strings.Repeat("-", w))
-			}
-			fmt.Println(strings.Join(rule, "-|-"))
-		}
-	}
 }

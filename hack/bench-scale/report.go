@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
-	"strings"
+	"os"
+
+	"github.com/mlflow-operator/mlflow-operator/hack/internal/table"
 )
 
 // report prints the figures of every run as a table, one column per N,
@@ -51,7 +53,7 @@ func report(c config, rs []*result) {
 	for _, res := range []string{"pushed", "reused", "failed", "canceled"} {
 		row("builds "+res, func(r *result) string { return num(r.builds[res]) })
 	}
-	printTable(rows)
+	table.Print(os.Stdout, rows)
 
 	for _, r := range rs {
 		fmt.Printf("\nN=%d, idle over %s, per minute [apiserver audit log, user %s], by verb and resource:\n  %s\n",
@@ -81,32 +83,4 @@ func rate(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
-}
-
-// printTable prints rows as a plain table: columns padded, a rule below
-// the heading.
-func printTable(rows [][]string) {
-	width := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, cell := range r {
-			width[i] = max(width[i], len(cell))
-		}
-	}
-	for j, r := range rows {
-		var b strings.Builder
-		for i, cell := range r {
-			if i > 0 {
-				b.WriteString(" | ")
-			}
-			fmt.Fprintf(&b, "%-*s", width[i], cell)
-		}
-		fmt.Println(strings.TrimRight(b.String(), " "))
-		if j == 0 {
-			var rule []string
-			for _, w := range width {
-				rule = append(rule, strings.Repeat("-", w))
-			}
-			fmt.Println(strings.Join(rule, "-|-"))
-		}
-	}
 }
