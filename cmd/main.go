@@ -33,33 +33,34 @@ var version = "dev"
 
 func main() {
 	var (
-		metricsAddr, probeAddr string
-		secureMetrics          bool
-		enableHTTP2            bool
-		leaderElect            bool
-		concurrency            int
-		webhookAddr            string
-		webhookSecretFile      string
-		webhookCertDir         string
-		buildWorkers           int
-		buildsPerNamespace     int
-		buildTimeout           time.Duration
-		registryGrants         string
-		registryClouds         string
-		acrHostSuffixes        string
-		artifactHosts          string
-		allowedAddresses       string
-		maxModelBytes          string
-		maxModelFiles          int
-		maxModelDepth          int
-		tempDir                string
-		watchNamespaces        string
-		notifications          bool
-		requestMetricsImage    string
+		metricsAddr, probeAddr, pprofAddr string
+		secureMetrics                     bool
+		enableHTTP2                       bool
+		leaderElect                       bool
+		concurrency                       int
+		webhookAddr                       string
+		webhookSecretFile                 string
+		webhookCertDir                    string
+		buildWorkers                      int
+		buildsPerNamespace                int
+		buildTimeout                      time.Duration
+		registryGrants                    string
+		registryClouds                    string
+		acrHostSuffixes                   string
+		artifactHosts                     string
+		allowedAddresses                  string
+		maxModelBytes                     string
+		maxModelFiles                     int
+		maxModelDepth                     int
+		tempDir                           string
+		watchNamespaces                   string
+		notifications                     bool
+		requestMetricsImage               string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to clients that the API server authenticates and authorizes.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address Go's profiling handlers (/debug/pprof/) bind to, for a heap or CPU profile; \"0\" turns them off. They are not authenticated: bind to 127.0.0.1 and use kubectl port-forward.")
 	flag.BoolVar(&leaderElect, "leader-elect", true, "Elect a leader, so that only one of several replicas reconciles.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Serve metrics over HTTP/2 (off by default: HTTP/2 rapid reset, CVE-2023-44487).")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "ModelDeployments reconciled at once.")
@@ -126,6 +127,7 @@ func main() {
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "mlflow-operator.serving.mlflow-operator.io",
 		// Only the objects the operator owns are cached.

@@ -47,6 +47,8 @@ type config struct {
 	timeout      time.Duration
 	smokeTest    bool
 	operatorArgs []string
+	heapProfile  string
+	heap         *heapProfiler // made by run from heapProfile
 }
 
 func main() {
@@ -72,6 +74,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.workers, "workers", 16, "ModelDeployments created at once")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "longest wait for all objects (or all of one model) to be Ready")
 	fs.BoolVar(&c.smokeTest, "smoke-test", false, "smoke-test candidates: the pod network stand-in then runs a real scoring server per image (about 200 MB each); off: candidates are promoted on readiness")
+	fs.StringVar(&c.heapProfile, "heap-profile", "", "folder for the operator's heap profile at the end of each run's idle window (heap-N.pb.gz, its top entries printed); the operator then serves Go's profiling handlers on 127.0.0.1")
 	extra := fs.String("operator-args", "", "flags added to the operator's, space-separated (e.g. --max-concurrent-reconciles=8)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -101,8 +104,17 @@ func run(c config) error {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Println("on kwok nodes (scale runs need no real node); starting MLflow, a registry, a local cluster and the operator")
+	heap, err := newHeapProfiler(c.heapProfile)
+	if err != nil {
+		return err
+	}
+	c.heap = heap
+	operatorArgs := c.operatorArgs
+	if heap != nil {
+		operatorArgs = append(append([]string{}, operatorArgs...), heap.arg())
+	}
 	st, err := stack.Start(ctx, stack.Options{Dir: filepath.Join(dir, "stack"), Node: cluster.KwokNodes,
-		OperatorMetrics: true, OperatorUser: operatorUser, OperatorArgs: c.operatorArgs,
+		OperatorMetrics: true, OperatorUser: operatorUser, OperatorArgs: operatorArgs,
 		Progress: func(line string) { fmt.Println("    " + line) }})
 	if err != nil {
 		return err

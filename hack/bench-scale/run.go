@@ -141,6 +141,11 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	if err := r.measureIdle(st, audit, t, c, names); err != nil {
 		return nil, err
 	}
+	if c.heap != nil {
+		if err := c.heap.take(n); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.moveVersion(ctx, st, t, c, models[0], byModel[models[0]], names); err != nil {
 		return nil, err
 	}
