@@ -67,7 +67,14 @@ func touchEverything() {
 // controller-runtime registry through promhttp, as its metrics server does.
 func exposition(t *testing.T) []byte {
 	t.Helper()
-	srv := httptest.NewServer(promhttp.HandlerFor(crmetrics.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
+	return scrape(t, promhttp.HandlerFor(crmetrics.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
+}
+
+// scrape is what a metrics handler serves to a scraper asking for the text
+// format.
+func scrape(t *testing.T, h http.Handler) []byte {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	// The text format promtool reads (not protobuf, not OpenMetrics).

@@ -43,20 +43,7 @@ func requestMetricsExposition(t *testing.T) ([]byte, *requestmetrics.Metrics) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-	req.Header.Set("Accept", "text/plain")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("metrics endpoint: HTTP %d %v\n%s", resp.StatusCode, err, body)
-	}
-	return body, m
+	return scrape(t, m.Handler()), m
 }
 
 // TestRequestMetricsPassPromtool: `promtool check metrics` finds nothing to
