@@ -40,30 +40,27 @@ func (r *ModelDeploymentReconciler) smokeTest(s *scope) (smoke rollout.Smoke, pe
 	// What the test needs, copied: it runs after this pass has moved on.
 	pod, spec, version := pod.DeepCopy(), md.DeepCopy(), md.Status.Target.Version
 	id := md.Status.Target.Image + "/" + string(pod.UID)
-	out, done := r.smokes.Check(md.Namespace, md.Name, id, func(ctx context.Context) smoketest.Outcome {
+	out, done := r.smokes.Check(md.Namespace, md.Name, id, func(ctx context.Context) rollout.Smoke {
 		return r.runSmokeTest(ctx, spec, version, pod)
 	})
-	if !done {
-		return rollout.Smoke{}, true
-	}
-	return rollout.Smoke{Ran: true, OK: out.OK, NoRequest: out.NoRequest, Message: out.Message}, false
+	return out, !done
 }
 
 // runSmokeTest sends md's smoke test request (the spec's, else the model's
 // input example) to pod.
-func (r *ModelDeploymentReconciler) runSmokeTest(ctx context.Context, md *v1alpha1.ModelDeployment, version string, pod *corev1.Pod) smoketest.Outcome {
+func (r *ModelDeploymentReconciler) runSmokeTest(ctx context.Context, md *v1alpha1.ModelDeployment, version string, pod *corev1.Pod) rollout.Smoke {
 	body := []byte(md.Spec.Rollout.SmokeTest.Request)
 	if len(body) == 0 {
 		if r.Examples == nil {
-			return smoketest.Outcome{OK: true, NoRequest: true,
+			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
 				Message: "this operator has no source of input examples and spec.rollout.smokeTest.request is empty"}
 		}
 		example, err := r.Examples.Example(ctx, md, version)
 		if err != nil {
-			return smoketest.Outcome{Message: "cannot read the model's input example: " + err.Error()}
+			return rollout.Smoke{Ran: true, Message: "cannot read the model's input example: " + err.Error()}
 		}
 		if example == nil {
-			return smoketest.Outcome{OK: true, NoRequest: true,
+			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
 				Message: "the model was logged without an input example (serving_input_example.json) and spec.rollout.smokeTest.request is empty"}
 		}
 		body = example
@@ -73,9 +70,9 @@ func (r *ModelDeploymentReconciler) runSmokeTest(ctx context.Context, md *v1alph
 		tester = smoketest.HTTP{}
 	}
 	if err := tester.Test(ctx, pod, md.Spec.ServingPort(), md.Spec.SmokeTestPath(), body, md.Spec.SmokeTestTimeout()); err != nil {
-		return smoketest.Outcome{Message: err.Error()}
+		return rollout.Smoke{Ran: true, Message: err.Error()}
 	}
-	return smoketest.Outcome{OK: true}
+	return rollout.Smoke{Ran: true, OK: true}
 }
 
 // markVerified records on the candidate that image passed its smoke test.

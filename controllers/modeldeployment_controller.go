@@ -34,6 +34,7 @@ import (
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
+	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
 	"github.com/mlflow-operator/mlflow-operator/internal/smoketest"
 	"github.com/mlflow-operator/mlflow-operator/internal/status"
 	"github.com/mlflow-operator/mlflow-operator/internal/text"
@@ -87,7 +88,7 @@ type ModelDeploymentReconciler struct {
 
 	// smokes runs smoke tests away from the reconcile workers
 	// (SetupWithManager makes it).
-	smokes *smoketest.Runner
+	smokes *smoketest.Runner[rollout.Smoke]
 
 	// changes are the registry changes on their way to Ready, for the
 	// promotion latency metric (SetupWithManager makes it; nil measures
@@ -415,7 +416,7 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// drops nothing in practice; a lost trigger costs the pass's
 		// safety requeue.
 		done := make(chan event.GenericEvent, 1024)
-		r.smokes = &smoketest.Runner{Done: func(namespace, name string) {
+		r.smokes = &smoketest.Runner[rollout.Smoke]{Done: func(namespace, name string) {
 			select {
 			case done <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}:
 			default:

@@ -6,25 +6,17 @@ import (
 	"time"
 )
 
-// Outcome is what a finished check says: OK, or why not.
-type Outcome struct {
-	OK bool
-	// NoRequest: there was nothing to send (no input example, no request
-	// in the spec); OK then rests on readiness alone.
-	NoRequest bool
-	Message   string
-}
-
 // Runner runs smoke tests away from the reconcile workers: a reconcile asks
-// for the outcome of a check and goes on; the check runs in a goroutine of
-// its own, bounded in number, and done is called when it ends so that the
-// object is reconciled again. A slow candidate then holds no worker, and a
-// newer version of the same object cancels its predecessor's check at once.
+// for the outcome (of type T) of a check and goes on; the check runs in a
+// goroutine of its own, bounded in number, and Done is called when it ends
+// so that the object is reconciled again. A slow candidate then holds no
+// worker, and a newer version of the same object cancels its predecessor's
+// check at once.
 //
 // Each object (key) has at most one check: the one for its current id (the
 // image and pod tested). Outcomes are kept until Forget or, unasked, for
 // keep.
-type Runner struct {
+type Runner[T any] struct {
 	// Max bounds the checks running at once; 16 when zero.
 	Max int
 	// PerNamespace bounds one namespace's running checks, so that one
@@ -38,51 +30,42 @@ type Runner struct {
 	once    sync.Once
 	mu      sync.Mutex
 	slots   chan struct{}
-	ns      map[string]int // namespace -> running
-	nsFree  *sync.Cond
-	checks  map[key]*check
+	ns      map[string]chan struct{} // namespace -> its slots
+	checks  map[key]*check[T]
 	pruned  time.Time
 	running int
 }
 
 type key struct{ namespace, name string }
 
-type check struct {
+type check[T any] struct {
 	id       string
 	cancel   context.CancelFunc
 	done     bool
-	outcome  Outcome
+	outcome  T
 	finished time.Time
 }
 
 // keep is how long an outcome nobody asked for stays.
 const keep = 10 * time.Minute
 
-func (r *Runner) init() {
+func (r *Runner[T]) init() {
 	r.once.Do(func() {
 		n := r.Max
 		if n <= 0 {
 			n = 16
 		}
 		r.slots = make(chan struct{}, n)
-		r.ns = map[string]int{}
-		r.nsFree = sync.NewCond(&r.mu)
-		r.checks = map[key]*check{}
+		r.ns = map[string]chan struct{}{}
+		r.checks = map[key]*check[T]{}
 	})
-}
-
-func (r *Runner) perNamespace() int {
-	if r.PerNamespace > 0 {
-		return r.PerNamespace
-	}
-	return max(1, cap(r.slots)/4)
 }
 
 // Check returns the outcome of the check id of namespace/name when it has
 // ended (true), else starts it (unless it runs already) and returns false.
 // A check of another id for the same object is cancelled first. run gets a
 // context that ends when the check is cancelled; it must honour it.
-func (r *Runner) Check(namespace, name, id string, run func(ctx context.Context) Outcome) (Outcome, bool) {
+func (r *Runner[T]) Check(namespace, name, id string, run func(ctx context.Context) T) (T, bool) {
 	r.init()
 	k := key{namespace, name}
 	r.mu.Lock()
@@ -95,15 +78,16 @@ func (r *Runner) Check(namespace, name, id string, run func(ctx context.Context)
 		c.cancel()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &check{id: id, cancel: cancel}
+	c := &check[T]{id: id, cancel: cancel}
 	r.checks[k] = c
 	go r.run(ctx, k, c, run)
-	return Outcome{}, false
+	var none T
+	return none, false
 }
 
 // Forget drops the check of namespace/name, cancelling it if it runs (the
 // object is gone, or its outcome was recorded).
-func (r *Runner) Forget(namespace, name string) {
+func (r *Runner[T]) Forget(namespace, name string) {
 	r.init()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -114,20 +98,21 @@ func (r *Runner) Forget(namespace, name string) {
 }
 
 // Running is how many checks hold a slot now.
-func (r *Runner) Running() int {
+func (r *Runner[T]) Running() int {
 	r.init()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.running
 }
 
-func (r *Runner) run(ctx context.Context, k key, c *check, run func(ctx context.Context) Outcome) {
+func (r *Runner[T]) run(ctx context.Context, k key, c *check[T], run func(ctx context.Context) T) {
 	defer c.cancel()
-	if !r.acquire(ctx, k.namespace) {
+	release, ok := r.acquire(ctx, k.namespace)
+	if !ok {
 		return
 	}
 	out := run(ctx)
-	r.release(k.namespace)
+	release()
 	r.mu.Lock()
 	current := r.checks[k] == c && ctx.Err() == nil
 	if current {
@@ -139,53 +124,45 @@ func (r *Runner) run(ctx context.Context, k key, c *check, run func(ctx context.
 	}
 }
 
-// acquire waits for a namespace slot, then a global one; false when ctx
-// ended first.
-func (r *Runner) acquire(ctx context.Context, namespace string) bool {
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		r.nsFree.Broadcast()
-		r.mu.Unlock()
-	})
-	defer stop()
+// acquire waits for one of the namespace's slots, then a global one; false
+// when ctx ended first. release gives both back.
+func (r *Runner[T]) acquire(ctx context.Context, namespace string) (release func(), ok bool) {
 	r.mu.Lock()
-	for r.ns[namespace] >= r.perNamespace() {
-		if ctx.Err() != nil {
-			r.mu.Unlock()
-			return false
+	mine, found := r.ns[namespace]
+	if !found {
+		n := r.PerNamespace
+		if n <= 0 {
+			n = max(1, cap(r.slots)/4)
 		}
-		r.nsFree.Wait()
+		mine = make(chan struct{}, n)
+		r.ns[namespace] = mine
 	}
-	r.ns[namespace]++
 	r.mu.Unlock()
 	select {
-	case r.slots <- struct{}{}:
-		r.mu.Lock()
-		r.running++
-		r.mu.Unlock()
-		return true
+	case mine <- struct{}{}:
 	case <-ctx.Done():
-		r.mu.Lock()
-		r.ns[namespace]--
-		r.nsFree.Broadcast()
-		r.mu.Unlock()
-		return false
+		return nil, false
 	}
-}
-
-func (r *Runner) release(namespace string) {
-	<-r.slots
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		<-mine
+		return nil, false
+	}
 	r.mu.Lock()
-	r.running--
-	if r.ns[namespace]--; r.ns[namespace] <= 0 {
-		delete(r.ns, namespace)
-	}
-	r.nsFree.Broadcast()
+	r.running++
 	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		r.running--
+		r.mu.Unlock()
+		<-r.slots
+		<-mine
+	}, true
 }
 
 // prune drops outcomes nobody asked for in keep; r.mu is held.
-func (r *Runner) prune() {
+func (r *Runner[T]) prune() {
 	now := time.Now()
 	if now.Sub(r.pruned) < time.Minute {
 		return

@@ -7,6 +7,12 @@ import (
 	"time"
 )
 
+// outcome stands for what a check finds (the controllers use rollout.Smoke).
+type outcome struct {
+	OK      bool
+	Message string
+}
+
 type doneLog struct {
 	mu   sync.Mutex
 	keys []string
@@ -36,13 +42,13 @@ func (d *doneLog) wait(t *testing.T, want string) {
 
 func TestCheckRunsAwayAndReportsOnce(t *testing.T) {
 	log := newDoneLog()
-	r := &Runner{Done: log.done}
+	r := &Runner[outcome]{Done: log.done}
 	release := make(chan struct{})
 	calls := 0
-	run := func(ctx context.Context) Outcome {
+	run := func(ctx context.Context) outcome {
 		calls++
 		<-release
-		return Outcome{OK: true, Message: "answered"}
+		return outcome{OK: true, Message: "answered"}
 	}
 	if _, done := r.Check("a", "m", "img@1/pod-1", run); done {
 		t.Fatal("a check that was just started reported done")
@@ -61,23 +67,23 @@ func TestCheckRunsAwayAndReportsOnce(t *testing.T) {
 		t.Fatalf("run %d times", calls)
 	}
 	r.Forget("a", "m")
-	if _, done := r.Check("a", "m", "img@1/pod-1", func(context.Context) Outcome { return Outcome{} }); done {
+	if _, done := r.Check("a", "m", "img@1/pod-1", func(context.Context) outcome { return outcome{} }); done {
 		t.Fatal("a forgotten outcome was reported")
 	}
 }
 
 func TestNewerCheckCancelsTheOlder(t *testing.T) {
 	log := newDoneLog()
-	r := &Runner{Done: log.done}
+	r := &Runner[outcome]{Done: log.done}
 	started, cancelled := make(chan struct{}), make(chan struct{})
-	r.Check("a", "m", "v1", func(ctx context.Context) Outcome {
+	r.Check("a", "m", "v1", func(ctx context.Context) outcome {
 		close(started)
 		<-ctx.Done()
 		close(cancelled)
-		return Outcome{OK: true}
+		return outcome{OK: true}
 	})
 	<-started
-	r.Check("a", "m", "v2", func(ctx context.Context) Outcome { return Outcome{Message: "v2 failed"} })
+	r.Check("a", "m", "v2", func(ctx context.Context) outcome { return outcome{Message: "v2 failed"} })
 	select {
 	case <-cancelled:
 	case <-time.After(10 * time.Second):
@@ -99,8 +105,8 @@ func TestNewerCheckCancelsTheOlder(t *testing.T) {
 // behind its own bound; another namespace's check runs at once.
 func TestOneNamespaceCannotTakeEverySlot(t *testing.T) {
 	log := newDoneLog()
-	r := &Runner{Max: 4, PerNamespace: 2, Done: log.done}
-	hang := func(ctx context.Context) Outcome { <-ctx.Done(); return Outcome{} }
+	r := &Runner[outcome]{Max: 4, PerNamespace: 2, Done: log.done}
+	hang := func(ctx context.Context) outcome { <-ctx.Done(); return outcome{} }
 	for _, name := range []string{"h1", "h2", "h3", "h4"} {
 		r.Check("greedy", name, "x", hang)
 	}
@@ -111,7 +117,7 @@ func TestOneNamespaceCannotTakeEverySlot(t *testing.T) {
 	if n := r.Running(); n != 2 {
 		t.Fatalf("%d checks of one namespace running, want its bound 2", n)
 	}
-	r.Check("other", "m", "x", func(context.Context) Outcome { return Outcome{OK: true} })
+	r.Check("other", "m", "x", func(context.Context) outcome { return outcome{OK: true} })
 	log.wait(t, "other/m")
 	// A cancelled waiter leaves its place: the bound holds for the rest.
 	r.Forget("greedy", "h1")
