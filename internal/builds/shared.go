@@ -1,6 +1,8 @@
 package builds
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 
@@ -49,7 +51,9 @@ func shareKey(md *v1alpha1.ModelDeployment, v resolver.ModelVersion) string {
 	if err != nil {
 		return ""
 	}
-	return md.Namespace + "\x00" + md.Spec.Model.Name + "\x00" + v.Version + "\x00" + v.Source + "\x00" + buildSpec(md) + "\x00" + string(settings)
+	// Hashed: every job holds its key, and the settings are most of it.
+	sum := sha256.Sum256([]byte(md.Namespace + "\x00" + md.Spec.Model.Name + "\x00" + v.Version + "\x00" + v.Source + "\x00" + buildSpec(md) + "\x00" + string(settings)))
+	return hex.EncodeToString(sum[:])
 }
 
 // sharedLocked is a shared result for key, if a recent one exists.
