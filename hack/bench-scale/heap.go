@@ -2,14 +2,13 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/mlflow-operator/mlflow-operator/hack/internal/fetch"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/procs"
 )
 
@@ -42,26 +41,9 @@ func (h *heapProfiler) arg() string { return "--pprof-bind-address=" + h.addr }
 // take writes the heap profile of the run with n objects and prints its
 // top entries by memory in use.
 func (h *heapProfiler) take(n int) error {
-	c := &http.Client{Timeout: time.Minute}
-	resp, err := c.Get("http://" + h.addr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return fmt.Errorf("the operator's heap profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the operator's heap profile: %s", resp.Status)
-	}
 	path := filepath.Join(h.dir, fmt.Sprintf("heap-%d.pb.gz", n))
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, io.LimitReader(resp.Body, 256<<20)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
+	if err := fetch.ToFile("http://"+h.addr+"/debug/pprof/heap?gc=1", path, time.Minute, 256<<20); err != nil {
+		return fmt.Errorf("the operator's heap profile: %w", err)
 	}
 	fmt.Printf("\nN=%d, heap profile (after a GC, at the end of the idle window): %s\n", n, path)
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=20", path).CombinedOutput()

@@ -12,7 +12,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -21,13 +20,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mlflow-operator/mlflow-operator/hack/internal/fetch"
 )
 
 // The pin. The SHA-256 is the one in Debian's signed Packages index of
@@ -137,7 +137,7 @@ func fetchCA(cache, version, want string) (string, error) {
 	for _, pool := range caPools {
 		url := pool + debName(version)
 		got := filepath.Join(tmp, "download.deb")
-		err := download(url, got)
+		err := fetch.ToFile(url, got, 2*time.Minute, 64<<20)
 		if err == nil {
 			if err = checkSum(got, want); err == nil {
 				logf("fetched %s", url)
@@ -148,32 +148,6 @@ func fetchCA(cache, version, want string) (string, error) {
 	}
 	return "", fmt.Errorf("ca-certificates %s: not fetched (%s); put the .deb, from https://snapshot.debian.org/package/ca-certificates/%s/, at %s",
 		version, strings.Join(tried, "; "), version, p)
-}
-
-func download(url, to string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %s", resp.Status)
-	}
-	f, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, io.LimitReader(resp.Body, 64<<20)); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func checkSum(p, want string) error {
