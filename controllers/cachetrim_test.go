@@ -10,19 +10,14 @@ import (
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/fixtures"
 )
 
 // servingPod is a pod as the kubelet reports one of the operator's: the
 // production template with the request-metrics sidecar, running.
 func servingPod(waiting string, restarts int32) *corev1.Pod {
-	md := &v1alpha1.ModelDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "iris", Namespace: "ml", UID: types.UID("uid-1")},
-		Spec: v1alpha1.ModelDeploymentSpec{
-			Model:  v1alpha1.ModelReference{Name: "iris", Alias: "champion"},
-			MLflow: v1alpha1.MLflowConnection{TrackingURI: "http://mlflow:5000"},
-			Image:  v1alpha1.ImageSpec{Repository: "registry.example.com/models/iris", BaseImage: "registry.example.com/base:1"},
-		},
-	}
+	md := fixtures.Valid("ml", "iris")
+	md.UID = types.UID("uid-1")
 	tmpl := resources.PodTemplate(md, resources.Workload{Image: "registry.example.com/models/iris@sha256:1111", ModelVersion: "3",
 		RequestMetricsImage: "registry.example.com/op@sha256:2222"}, resources.SelectorLabels(md))
 	p := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
