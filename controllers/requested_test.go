@@ -18,11 +18,19 @@ import (
 )
 
 // aliasLookups answers MLflow's alias lookups with version 1 and counts
-// them: the requests the resolver sends to MLflow.
-type aliasLookups struct{ calls atomic.Int32 }
+// those sent to host: the requests the resolver sends to the MLflow server
+// of the test's ModelDeployment. ModelDeployments other tests left behind
+// in their namespaces are reconciled by the same operator and resolved
+// through the same transport; they name another server.
+type aliasLookups struct {
+	host  string
+	calls atomic.Int32
+}
 
 func (a *aliasLookups) RoundTrip(req *http.Request) (*http.Response, error) {
-	a.calls.Add(1)
+	if req.URL.Host == a.host {
+		a.calls.Add(1)
+	}
 	body := fmt.Sprintf(`{"model_version":{"name":%q,"version":"1","run_id":"run1","source":"models:/m-1","status":"READY"}}`, req.URL.Query().Get("name"))
 	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
 		Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
@@ -34,11 +42,14 @@ func (a *aliasLookups) RoundTrip(req *http.Request) (*http.Response, error) {
 // once, at once, and records the value in status.lastHandledReconcileAt;
 // reconciles that find the value handled ask nothing and write nothing.
 func TestReconcileRequestAsksMLflowAgain(t *testing.T) {
-	mlflow := &aliasLookups{}
+	mlflow := &aliasLookups{host: "requested-at.mlflow.svc:5000"}
 	restartOperator(t, operator.WithReconciler(controllers.ModelDeploymentReconciler{
 		Resolver: &resolver.Resolver{Transport: mlflow}, Images: fake, Examples: fake, RequestMetricsImage: sidecarImage,
 	}))
-	md := setup(t, func(m *v1alpha1.ModelDeployment) { m.Spec.MLflow.PollInterval = &metav1.Duration{Duration: time.Hour} })
+	md := setup(t, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.MLflow.TrackingURI = "http://" + mlflow.host
+		m.Spec.MLflow.PollInterval = &metav1.Duration{Duration: time.Hour}
+	})
 	completeRollout(t, md)
 	eventually(t, "Ready", func() error {
 		return wantCondition(getMD(t, md), v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
