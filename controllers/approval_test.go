@@ -158,7 +158,7 @@ func TestApprovalGate(t *testing.T) {
 
 	// Version 3 waits although the approval of version 2 is still on the
 	// object; the abort annotation rejects it and production stays.
-	imageV3 := imageV1[:len(imageV1)-1] + "3"
+
 	moveTo(t, md, "3", imageV3)
 	candidateUp(t, md, imageV3, "")
 	eventually(t, "version 3 waits", waitsForApproval(t, md, "3", imageV3))

@@ -245,6 +245,7 @@ func (r *ModelDeploymentReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.readWorkloads,       // the production and candidate Deployments and pods, once
 		r.reconcileRollout,    // candidate, smoke test, promotion, completion, rollback
 		r.applyServingObjects, // Deployment, Service, HPA, PDB, NetworkPolicy
+		r.removeStrays,        // Deployments a change of strategy left behind
 		r.observeServing,      // replicas, RolledOut, what is on its way
 	} {
 		next, err := step(ctx, s)

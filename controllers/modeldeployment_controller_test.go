@@ -32,6 +32,7 @@ import (
 const (
 	imageV1 = "registry.example.com/models/iris@sha256:1111111111111111111111111111111111111111111111111111111111111111"
 	imageV2 = "registry.example.com/models/iris@sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	imageV3 = "registry.example.com/models/iris@sha256:3333333333333333333333333333333333333333333333333333333333333333"
 )
 
 // setup creates a ModelDeployment whose reference resolves to version 1 with

@@ -46,6 +46,7 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	in.TargetFailed, in.TargetFailure = r.targetFailed(s)
 	in.ApprovalRequired = md.Spec.ApprovalRequired()
 	in.Approved, in.Aborted = approvalInput(md)
+	blueGreenInput(md, &in)
 
 	d := rollout.Decide(in)
 	if d.Action == rollout.ActionSmokeTest {
@@ -109,11 +110,11 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		s.wait(d.Reason, d.Message)
 
 	case rollout.ActionCreateCandidate:
-		cand := resources.CandidateDeployment(md, r.workload(md, target.Image, target.Version))
-		if err := r.checkOwnership(ctx, md, cand); err != nil {
-			return err
-		}
-		if _, err := apply(ctx, r.Client, cand, FieldOwner); err != nil {
+		if md.Spec.BlueGreen() {
+			if err := r.createPreview(ctx, s, *target); err != nil {
+				return err
+			}
+		} else if err := r.createCandidate(ctx, md, *target); err != nil {
 			return err
 		}
 		r.startHistory(s, *target)
@@ -135,12 +136,19 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		md.Status.Promoting = &v1alpha1.ServingVersionStatus{ModelVersionRef: *target, Since: &now}
 		r.startHistory(s, *target)
 		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, d.Reason, d.Message)
+		blueGreen := md.Spec.BlueGreen() && !in.Target.Empty() && s.w.candidate != nil
+		if blueGreen {
+			// The preview becomes production; the old set stays.
+			switchSlots(s)
+		}
 		// Recorded before the candidate goes and production changes.
 		if err := r.persist(ctx, s); err != nil {
 			return err
 		}
-		if err := r.deleteCandidate(ctx, s.w); err != nil {
-			return err
+		if !blueGreen {
+			if err := r.deleteCandidate(ctx, s.w); err != nil {
+				return err
+			}
 		}
 		if d.Reason != v1alpha1.ReasonVerified {
 			// Say what was (not) checked: readiness alone, or an earlier rollout.
@@ -166,6 +174,10 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		r.recordFailure(s, failed, d.Reason, d.Message, v1alpha1.OutcomeRolledBack)
 		md.Status.Promoting = nil
 		lg := md.Status.LastGood
+		if switchBack(md, s.w) {
+			// BlueGreen kept the last good version's set: switch to it.
+			switchSlots(s)
+		}
 		if md.Status.Serving == nil || md.Status.Serving.Image != lg.Image {
 			now := metav1.NewTime(s.now)
 			md.Status.Serving = &v1alpha1.ServingVersionStatus{ModelVersionRef: *lg, Since: &now}
@@ -191,6 +203,16 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		s.pause(v1alpha1.ReasonAwaitingApproval, awaitingMessage(md, d))
 	}
 	return nil
+}
+
+// createCandidate applies RollingUpdate's one-replica candidate of target.
+func (r *ModelDeploymentReconciler) createCandidate(ctx context.Context, md *v1alpha1.ModelDeployment, target v1alpha1.ModelVersionRef) error {
+	cand := resources.CandidateDeployment(md, r.workload(md, target.Image, target.Version))
+	if err := r.checkOwnership(ctx, md, cand); err != nil {
+		return err
+	}
+	_, err := apply(ctx, r.Client, cand, FieldOwner)
+	return err
 }
 
 // servedBefore tells whether image rolled out completely before: it is the

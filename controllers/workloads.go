@@ -17,8 +17,26 @@ import (
 
 // workloads is what the reconcile read of the serving objects.
 type workloads struct {
+	// production is the Deployment of status.activeSlot. candidate is,
+	// with RollingUpdate, the one-replica <name>-candidate; with
+	// BlueGreen, the Deployment of the other slot: the new version's set
+	// being verified, or the old version's kept after a switch.
 	production, candidate         *appsv1.Deployment
 	productionPods, candidatePods []corev1.Pod
+	// strays are the serving Deployments the ModelDeployment controls that
+	// are neither: left by a change of strategy (a RollingUpdate
+	// candidate under BlueGreen, a BlueGreen set under RollingUpdate) or
+	// by the first switch away from the Deployment named like the
+	// ModelDeployment. removeStrays deletes them once the Service no
+	// longer selects them.
+	strays []*appsv1.Deployment
+}
+
+// swap makes the candidate production and production the candidate:
+// BlueGreen's switch, within the pass that makes it.
+func (w *workloads) swap() {
+	w.production, w.candidate = w.candidate, w.production
+	w.productionPods, w.candidatePods = w.candidatePods, w.productionPods
 }
 
 // readWorkloads reads, from the cache and once per pass, the production and
@@ -46,20 +64,51 @@ func (r *ModelDeploymentReconciler) readWorkloads(ctx context.Context, s *scope)
 		}
 		return pods.Items, nil
 	}
-	var err error
-	if w.production, err = get(md.Name); err != nil {
-		return false, err
+	prodName := resources.ProductionName(md)
+	candName, candSelector := resources.CandidateName(md), resources.CandidateSelectorLabels(md)
+	if md.Spec.BlueGreen() {
+		slot := resources.PreviewSlot(md)
+		candName, candSelector = resources.SlotName(md, slot), resources.SlotSelectorLabels(md, slot)
 	}
-	if w.candidate, err = get(resources.CandidateName(md)); err != nil {
-		return false, err
+	var err error
+	for _, name := range resources.ServingDeploymentNames(md) {
+		d, err := get(name)
+		switch {
+		case err != nil:
+			return false, err
+		case name == prodName:
+			w.production = d
+		case name == candName:
+			w.candidate = d
+		case d != nil:
+			w.strays = append(w.strays, d)
+		}
 	}
 	if w.productionPods, err = list(resources.SelectorLabels(md)); err != nil {
 		return false, err
 	}
-	if w.candidatePods, err = list(resources.CandidateSelectorLabels(md)); err != nil {
+	if w.candidatePods, err = list(candSelector); err != nil {
 		return false, err
 	}
 	s.w = w
+	return true, nil
+}
+
+// removeStrays deletes the serving Deployments that are neither production
+// nor the candidate (see workloads.strays). It runs after the serving
+// objects are applied: a Deployment the Service selected at the start of
+// the pass is deleted only once the Service selects another; its pods
+// still answer for their preStop time while the proxies catch up.
+func (r *ModelDeploymentReconciler) removeStrays(ctx context.Context, s *scope) (bool, error) {
+	for _, d := range s.w.strays {
+		if d.Name == resources.ProductionName(s.md) {
+			continue
+		}
+		if err := r.Delete(ctx, d, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("failed to delete %s: %w", d.Name, err)
+		}
+		s.log.Info("Deleted a Deployment the strategy no longer uses", "deployment", d.Name)
+	}
 	return true, nil
 }
 

@@ -23,6 +23,8 @@ const (
 	DefaultSmokeTestTimeout           = 30 * time.Second
 	DefaultSmokeTestPath              = "/invocations"
 	DefaultMaxSurge                   = "25%"
+	DefaultScaleDownDelay             = 30 * time.Second
+	MaxScaleDownDelay                 = 24 * time.Hour
 	// The bounds the CRD enforces; the getters clamp to them too, for an
 	// object stored before the bounds existed.
 	MinPollInterval     = 5 * time.Second

@@ -45,8 +45,10 @@ const (
 const (
 	// LabelName is the ModelDeployment's name.
 	LabelName = "serving.mlflow-operator.io/modeldeployment"
-	// LabelRole tells the production pods ("production") from a candidate's
-	// ("candidate").
+	// LabelRole tells the pods of the Deployment named like the
+	// ModelDeployment ("production") from a candidate's ("candidate") and
+	// from those of BlueGreen's two sets ("blue", "green"); the Service
+	// selects the role of status.activeSlot.
 	LabelRole = "serving.mlflow-operator.io/role"
 	// LabelModelVersion is the model version a pod serves.
 	LabelModelVersion = "serving.mlflow-operator.io/model-version"

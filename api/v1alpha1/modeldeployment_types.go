@@ -80,6 +80,14 @@ type ModelDeploymentStatus struct {
 	// +optional
 	Promoting *ServingVersionStatus `json:"promoting,omitempty"`
 
+	// ActiveSlot names the Deployment that serves production: empty for the
+	// Deployment named like the ModelDeployment, blue or green for
+	// <name>-blue or <name>-green. BlueGreen moves it at each switch; the
+	// Service, the PodDisruptionBudget and the HorizontalPodAutoscaler
+	// follow it.
+	// +optional
+	ActiveSlot Slot `json:"activeSlot,omitempty"`
+
 	// LastGood is the last version that rolled out completely; rollbacks
 	// return to it.
 	// +optional

@@ -399,6 +399,7 @@ type SmokeTestSpec struct {
 }
 
 // RolloutSpec configures how a new version reaches production.
+// +kubebuilder:validation:XValidation:rule="!has(self.blueGreen) || self.strategy == 'BlueGreen'",message="blueGreen is only read with strategy: BlueGreen; remove it or set the strategy"
 type RolloutSpec struct {
 	// ProgressDeadline is how long a candidate may take to become Ready and a
 	// rollout may go without progress before the version is marked failed.
@@ -422,13 +423,33 @@ type RolloutSpec struct {
 	// +kubebuilder:default=true
 	AutoRollback *bool `json:"autoRollback,omitempty"`
 
+	// Strategy is how a verified version replaces the serving one.
+	// RollingUpdate: a one-replica candidate is verified, then the
+	// production Deployment's pods are replaced a maxSurge at a time; a
+	// rollback starts the old version's pods again. BlueGreen: the new
+	// version's whole set starts beside production, unexposed, and is
+	// verified there; the Service then switches to it at once, and the old
+	// set is kept for blueGreen.scaleDownDelay, so that going back to it
+	// (a rollback, or the model reference moved back) is a switch of the
+	// Service, without starting a pod. BlueGreen runs twice the pods while
+	// a new version is verified and for the delay after the switch (mind
+	// the namespace's quota).
+	// +optional
+	// +kubebuilder:default=RollingUpdate
+	Strategy RolloutStrategy `json:"strategy,omitempty"`
+
+	// BlueGreen tunes the BlueGreen strategy; only with strategy BlueGreen.
+	// +optional
+	BlueGreen *BlueGreenSpec `json:"blueGreen,omitempty"`
+
 	// MaxSurge is how many pods of the new version the production
 	// Deployment may start above the wanted count during a rollout (no pod
 	// of the old one stops before a new one is Ready): a number of at least
 	// 1, or a percentage from 1% to 100%. 25% replaces the pods a quarter at
 	// a time; 100% starts the whole new set at once beside the old one, the
 	// fastest rollout, for twice the pods for its duration (mind the
-	// namespace's quota).
+	// namespace's quota). RollingUpdate only: BlueGreen starts the whole
+	// set.
 	// +optional
 	// +kubebuilder:default="25%"
 	// +kubebuilder:validation:XIntOrString

@@ -43,14 +43,20 @@ var (
 	DefaultMemoryLimit   = resource.MustParse("1Gi")
 )
 
-// Deployment is the production Deployment serving w. Its replica count is
-// only the initial one: after creation the HorizontalPodAutoscaler owns it,
-// so the caller sets it on create and leaves it out when applying.
+// Deployment is the production Deployment serving w, in the active slot.
+// Its replica count is only the initial one: after creation the
+// HorizontalPodAutoscaler owns it, so the caller sets it on create and
+// leaves it out when applying.
 func Deployment(md *v1alpha1.ModelDeployment, w Workload) *appsv1.Deployment {
-	selector := SelectorLabels(md)
+	return SlotDeployment(md, md.Status.ActiveSlot, w)
+}
+
+// SlotDeployment is the production Deployment of slot serving w.
+func SlotDeployment(md *v1alpha1.ModelDeployment, slot v1alpha1.Slot, w Workload) *appsv1.Deployment {
+	selector := SlotSelectorLabels(md, slot)
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: "Deployment"},
-		ObjectMeta: objectMeta(md, md.Name),
+		ObjectMeta: objectMeta(md, SlotName(md, slot)),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(md.Spec.MinReplicas()),
 			Selector: &metav1.LabelSelector{MatchLabels: selector},

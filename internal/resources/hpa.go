@@ -11,8 +11,9 @@ import (
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
 
-// HorizontalPodAutoscaler scales the production Deployment between
-// minReplicas and maxReplicas on CPU (and, when asked, memory) utilization.
+// HorizontalPodAutoscaler scales the production Deployment (the active
+// slot's) between minReplicas and maxReplicas on CPU (and, when asked,
+// memory) utilization.
 func HorizontalPodAutoscaler(md *v1alpha1.ModelDeployment) *autoscalingv2.HorizontalPodAutoscaler {
 	utilization := func(name corev1.ResourceName, percent int32) autoscalingv2.MetricSpec {
 		return autoscalingv2.MetricSpec{
@@ -35,7 +36,7 @@ func HorizontalPodAutoscaler(md *v1alpha1.ModelDeployment) *autoscalingv2.Horizo
 		ObjectMeta: objectMeta(md, md.Name),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{
-				APIVersion: "apps/v1", Kind: "Deployment", Name: md.Name,
+				APIVersion: "apps/v1", Kind: "Deployment", Name: ProductionName(md),
 			},
 			MinReplicas: ptr.To(md.Spec.MinReplicas()),
 			MaxReplicas: md.Spec.MaxReplicas(),

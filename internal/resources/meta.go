@@ -31,16 +31,6 @@ func Labels(md *v1alpha1.ModelDeployment) map[string]string {
 	}
 }
 
-// SelectorLabels select the production pods of a ModelDeployment (not its
-// candidates). They never change for the life of the object, as a
-// Deployment's selector is immutable.
-func SelectorLabels(md *v1alpha1.ModelDeployment) map[string]string {
-	return map[string]string{
-		v1alpha1.LabelName: md.Name,
-		v1alpha1.LabelRole: v1alpha1.RoleProduction,
-	}
-}
-
 // objectMeta is the metadata of an owned object named name: common labels
 // and the ModelDeployment as controller owner, so that garbage collection
 // removes it with the ModelDeployment.

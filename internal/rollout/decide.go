@@ -86,6 +86,13 @@ type Input struct {
 	// where the version would otherwise wait; Aborted wins over Approved.
 	Approved bool
 	Aborted  bool
+	// BlueGreen: the candidate is the new version's whole set in the slot
+	// beside production; promoting switches the Service to it, and after a
+	// switch the candidate is the old version's set, kept until
+	// ScaleDownAt (zero while the promotion has not completed).
+	BlueGreen      bool
+	ScaleDownAt    time.Time
+	ScaleDownDelay time.Duration
 }
 
 // Action is what the reconciler does next.
@@ -184,9 +191,31 @@ func decideFailedTarget(in Input) Decision {
 
 // decidePromoted: production already runs the target image.
 func decidePromoted(in Input) Decision {
-	if in.Candidate.Exists {
+	if !in.Candidate.Exists {
+		return decideProduction(in)
+	}
+	if !in.BlueGreen || in.Candidate.Image == in.Target.Image {
 		return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonCandidateLeftOver, Message: "the target is in production; removing its candidate"}
 	}
+	// BlueGreen's old set: kept for the scale-down delay after the
+	// promotion completed, so that going back to it is a switch.
+	if !in.ScaleDownAt.IsZero() && !in.Now.Before(in.ScaleDownAt) {
+		return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonCandidateLeftOver,
+			Message: fmt.Sprintf("version %s serves; scaling down the previous set after the scale-down delay (%s)", in.Target.Version, in.ScaleDownDelay)}
+	}
+	d := decideProduction(in)
+	wait := max(in.ScaleDownDelay, time.Second)
+	if !in.ScaleDownAt.IsZero() {
+		wait = in.ScaleDownAt.Sub(in.Now)
+	}
+	if d.RequeueAfter == 0 || wait < d.RequeueAfter {
+		d.RequeueAfter = wait
+	}
+	return d
+}
+
+// decideProduction: production runs the target image; follow its rollout.
+func decideProduction(in Input) Decision {
 	fail := func(reason v1alpha1.Reason, msg string) Decision {
 		if in.AutoRollback && !in.LastGood.Empty() && in.LastGood.Image != in.Target.Image {
 			return Decision{Action: ActionRollback, Reason: reason,
@@ -212,18 +241,29 @@ func decideCandidate(in Input) Decision {
 	// promote says what was checked and how the promotion goes; the
 	// approval gate may hold it.
 	promote := func(reason v1alpha1.Reason, checked, how string) Decision {
+		if in.BlueGreen && how == "" {
+			how = " by switching the Service to its set"
+		}
 		return gate(in, Decision{Action: ActionPromote, Reason: reason, Message: checked + "; promoting" + how}, checked, how)
 	}
+	served := fmt.Sprintf("version %s served every replica before with this image", target.Version)
 	switch {
-	case in.PreviouslyServed:
-		return promote(v1alpha1.ReasonPreviouslyServed,
-			fmt.Sprintf("version %s served every replica before with this image", target.Version), " without a new candidate")
+	case in.PreviouslyServed && !in.BlueGreen:
+		return promote(v1alpha1.ReasonPreviouslyServed, served, " without a new candidate")
 	case !c.Exists || c.Image != target.Image:
+		what := "a candidate"
+		if in.BlueGreen {
+			what = "the preview set"
+		}
 		return Decision{Action: ActionCreateCandidate, Reason: v1alpha1.ReasonCandidateStarting,
-			Message: fmt.Sprintf("starting a candidate of version %s", target.Version)}
+			Message: fmt.Sprintf("starting %s of version %s", what, target.Version)}
 	case c.Failed:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonCandidateFailed,
 			Message: fmt.Sprintf("candidate of version %s failed: %s", target.Version, c.FailMessage)}
+	case in.PreviouslyServed && c.Ready:
+		// BlueGreen: its set runs (kept since it served, or started
+		// again); no smoke test for a version that served before.
+		return promote(v1alpha1.ReasonPreviouslyServed, served, " by switching the Service to its set")
 	case c.Verified && gated(in):
 		// Verified, and held for a person: its readiness since (a pod
 		// restarting, the Deployment's generation moved by the verified
