@@ -156,7 +156,10 @@ func Decide(in Input) Decision {
 	target := in.Target
 	switch {
 	case target.Empty():
-		if in.Candidate.Exists {
+		// BlueGreen's set beside production may be the old version's,
+		// kept to switch back to: the target may be that version, its
+		// image not looked up yet. It stays until the image is known.
+		if in.Candidate.Exists && !in.BlueGreen {
 			return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonCandidateLeftOver, Message: "no image to verify; removing the candidate"}
 		}
 		return Decision{Action: ActionWait, Reason: v1alpha1.ReasonWaitingForImage, Message: "waiting for the target's image"}

@@ -70,6 +70,8 @@ func TestDecideBlueGreen(t *testing.T) {
 		{"scale-down time reached", base(switched, func(in *Input) { in.ScaleDownAt = now }), ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, "scale-down delay"},
 		{"zero delay: the old set goes at the next look", base(switched, func(in *Input) { in.ScaleDownDelay, in.ScaleDownAt = 0, now.Add(-time.Second) }),
 			ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, ""},
+		{"the target's image not known yet: the old set stays", base(switched, func(in *Input) { in.Target = Version{Version: "1"} }),
+			ActionWait, v1alpha1.ReasonWaitingForImage, 0, ""},
 		{"a set of the serving image beside it goes", base(switched, set(v2.Image, true)), ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, ""},
 
 		// RollingUpdate's behaviour is unchanged by the new fields when off.

@@ -161,13 +161,25 @@ func servesEverywhere(m *v1alpha1.ModelDeployment) error {
 	if sv == nil || sv.Version == "" || sv.Image == "" {
 		return fmt.Errorf("status.serving is %+v", sv)
 	}
+	// Production is the Deployment of status.activeSlot, and its pods are
+	// those the Service selects.
+	name := m.Name
+	if m.Status.ActiveSlot != "" {
+		name += "-" + string(m.Status.ActiveSlot)
+	}
 	d := &appsv1.Deployment{}
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(m), d); err != nil {
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: m.Namespace, Name: name}, d); err != nil {
 		return fmt.Errorf("production Deployment: %w", err)
 	}
+	svc := &corev1.Service{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(m), svc); err != nil {
+		return fmt.Errorf("Service: %w", err)
+	}
+	if len(svc.Spec.Selector) == 0 {
+		return fmt.Errorf("the Service selects nothing")
+	}
 	pods := &corev1.PodList{}
-	if err := k8s.List(context.Background(), pods, client.InNamespace(m.Namespace),
-		client.MatchingLabels{v1alpha1.LabelName: m.Name, v1alpha1.LabelRole: v1alpha1.RoleProduction}); err != nil {
+	if err := k8s.List(context.Background(), pods, client.InNamespace(m.Namespace), client.MatchingLabels(svc.Spec.Selector)); err != nil {
 		return err
 	}
 	want := int(ptr.Deref(d.Spec.Replicas, 1))

@@ -117,6 +117,14 @@ func TestValidObjectsAccepted(t *testing.T) {
 	cases["name of 63 characters"] = func(md *v1alpha1.ModelDeployment) { md.Name = strings.Repeat("b", 63) }
 	cases["smoke test required"] = func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.SmokeTest.Required = true }
 	cases["manual approval"] = func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Approval = v1alpha1.ApprovalManual }
+	cases["blue-green with a delay"] = func(md *v1alpha1.ModelDeployment) {
+		md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+		md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: 10 * time.Minute}}
+	}
+	cases["blue-green without delay"] = func(md *v1alpha1.ModelDeployment) {
+		md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+		md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{}}
+	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			md := fixtures.Valid(ns, strings.ReplaceAll(name, " ", "-"))
@@ -209,6 +217,15 @@ func TestInvalidObjectsRefused(t *testing.T) {
 			"spec.rollout.maxSurge", []string{"0 would never start a new pod"}},
 		{"maxSurge 150%", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.MaxSurge = ptr.To(intstr.FromString("150%")) },
 			"spec.rollout.maxSurge", []string{"from 1% to 100%"}},
+		{"unknown strategy", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Strategy = "Canary" },
+			"spec.rollout.strategy", []string{"RollingUpdate", "BlueGreen"}},
+		{"blueGreen settings with RollingUpdate", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: time.Minute}}
+		}, "spec.rollout", []string{"blueGreen is only read with strategy: BlueGreen"}},
+		{"scale-down delay above a day", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+			md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: 25 * time.Hour}}
+		}, "spec.rollout.blueGreen.scaleDownDelay", []string{"at most 24h"}},
 		{"minAvailable not below minReplicas", func(md *v1alpha1.ModelDeployment) {
 			md.Spec.Disruption.MinAvailable = ptr.To(intstr.FromInt32(3))
 		}, "spec.disruption.minAvailable", []string{"lower than spec.scaling.minReplicas"}},

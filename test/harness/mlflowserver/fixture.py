@@ -74,7 +74,8 @@ class BrokenModel(mlflow.pyfunc.PythonModel):
 class DyingModel(mlflow.pyfunc.PythonModel):
     """A model that kills its server die_after seconds after it loaded, in
     production pods only (POD_ROLE, from the pod's role label through the
-    downward API): its candidate passes the smoke test, its production pods
+    downward API: "production", or BlueGreen's "blue" and "green"): a
+    RollingUpdate candidate passes the smoke test, the production pods
     crash, as a version that fails under production conditions would."""
 
     def __init__(self, die_after):
@@ -84,7 +85,7 @@ class DyingModel(mlflow.pyfunc.PythonModel):
         import threading
         import time
 
-        if os.environ.get("MLFLOW_OPERATOR_FIXTURE") or os.environ.get("POD_ROLE") != "production":
+        if os.environ.get("MLFLOW_OPERATOR_FIXTURE") or os.environ.get("POD_ROLE") in (None, "candidate"):
             return
 
         def die():
