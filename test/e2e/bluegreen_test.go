@@ -56,6 +56,7 @@ func TestBlueGreenSwitchesUnderLoad(t *testing.T) {
 	if svcLoad != nil {
 		svcLoad.finish(t, "BlueGreen switch v1 -> v2")
 	}
+	logPodStarts(t, md, v1alpha1.SlotGreen)
 	blue := slotPods(t, md, v1alpha1.SlotBlue)
 	if len(blue) != 2 {
 		t.Fatalf("blue should keep version %s's 2 pods for the scale-down delay, has %v", v1, blue)
@@ -93,4 +94,33 @@ func slotPods(t *testing.T, md *v1alpha1.ModelDeployment, slot v1alpha1.Slot) []
 	}
 	sort.Strings(names)
 	return names
+}
+
+// logPodStarts logs, for the pods of a slot, how long each took from its
+// container's start to Ready: the model server's start and the probes'
+// period.
+func logPodStarts(t *testing.T, md *v1alpha1.ModelDeployment, slot v1alpha1.Slot) {
+	t.Helper()
+	pods := &corev1.PodList{}
+	if err := k8s.List(context.Background(), pods, client.InNamespace(md.Namespace),
+		client.MatchingLabels{v1alpha1.LabelName: md.Name, v1alpha1.LabelRole: string(slot)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		var started, ready time.Time
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == "model" && cs.State.Running != nil {
+				started = cs.State.Running.StartedAt.Time
+			}
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = c.LastTransitionTime.Time
+			}
+		}
+		if !started.IsZero() && !ready.IsZero() {
+			t.Logf("MEASURED pod %s: created -> container started %s, started -> Ready %s", p.Name,
+				started.Sub(p.CreationTimestamp.Time).Round(time.Second), ready.Sub(started).Round(time.Second))
+		}
+	}
 }
