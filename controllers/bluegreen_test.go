@@ -12,6 +12,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -201,5 +202,74 @@ func TestBlueGreenSwitchesAndSwitchesBack(t *testing.T) {
 			return fmt.Errorf("green still there")
 		}
 		return activeIs(t, md, v1alpha1.SlotBlue, "2")()
+	})
+}
+
+// TestBlueGreenRollbackIsASwitch: a switched-to version whose set fails
+// before the promotion completes (here its Deployment exceeds its progress
+// deadline) is rolled back by switching the Service back to the last good
+// version's set, kept beside it: no pod of that set is touched.
+func TestBlueGreenRollbackIsASwitch(t *testing.T) {
+	srv := newScoringServer(t)
+	md := serving(t, srv)
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+		m.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: time.Hour}}
+	})
+	moveTo(t, md, "2", imageV2)
+	previewUp(t, md, v1alpha1.SlotBlue, imageV2, 3)
+	switchedTo(t, md, v1alpha1.SlotBlue)
+	eventually(t, "version 2 serves from blue", activeIs(t, md, v1alpha1.SlotBlue, "2"))
+	blueGen := slotDeployment(t, md, v1alpha1.SlotBlue).Generation
+
+	moveTo(t, md, "3", imageV3)
+	previewUp(t, md, v1alpha1.SlotGreen, imageV3, 3)
+	eventually(t, "switched to green", func() error {
+		if got := getMD(t, md).Status.ActiveSlot; got != v1alpha1.SlotGreen {
+			return fmt.Errorf("status.activeSlot %q", got)
+		}
+		return nil
+	})
+	// Green, now serving, never completes: the deployment controller gives up.
+	green := client.ObjectKeyFromObject(slotDeployment(t, md, v1alpha1.SlotGreen))
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), green, d); err != nil {
+			return err
+		}
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 3, UpdatedReplicas: 3,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+				Reason: "ProgressDeadlineExceeded", Message: "ReplicaSet has timed out progressing.",
+				LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
+		return k8s.Status().Update(context.Background(), d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "rolled back by switching to blue", func() error {
+		m := getMD(t, md)
+		if err := wantCondition(m, v1alpha1.ConditionRolledBack, metav1.ConditionTrue, v1alpha1.ReasonProgressDeadline); err != nil {
+			return err
+		}
+		if m.Status.ActiveSlot != v1alpha1.SlotBlue || m.Status.Serving == nil || m.Status.Serving.Version != "2" {
+			return fmt.Errorf("activeSlot %q serving %+v", m.Status.ActiveSlot, m.Status.Serving)
+		}
+		svc := &corev1.Service{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), svc); err != nil {
+			return err
+		}
+		if got := svc.Spec.Selector[v1alpha1.LabelRole]; got != string(v1alpha1.SlotBlue) {
+			return fmt.Errorf("Service selects role %q", got)
+		}
+		return nil
+	})
+	if blue := slotDeployment(t, md, v1alpha1.SlotBlue); blue.Generation != blueGen || image(blue) != imageV2 {
+		t.Errorf("blue changed during the rollback: generation %d -> %d, image %s", blueGen, blue.Generation, image(blue))
+	}
+	eventually(t, "the failed set deleted", func() error {
+		if slotDeployment(t, md, v1alpha1.SlotGreen) != nil {
+			return fmt.Errorf("green still there")
+		}
+		return nil
 	})
 }
