@@ -59,9 +59,10 @@ var (
 // switchBack promotes a new good version over the one d serves, then moves
 // the alias back to the previous one while BlueGreen keeps its set (the
 // ModelDeployment's scaleDownDelay is minutes: see strategy.go) and
-// measures the switch back, with the client sending predictions: the
-// promotion back decided, the Service selecting the old set again and
-// Ready. It notes a switch that started pods or smoke-tested.
+// measures the switch back, with the client sending predictions (until
+// proxyWindow after Ready): the promotion back decided, the Service
+// selecting the old set again and Ready. It notes a switch that started
+// pods or smoke-tested.
 func (b *bench) switchBack(ctx context.Context, d *deployment) (sample, error) {
 	old := d.serving
 	up, err := b.promote(ctx, d)
@@ -90,6 +91,9 @@ func (b *bench) switchBack(ctx context.Context, d *deployment) (sample, error) {
 	err = d.obs.waitMark(ctx, markRestored, readyTimeout)
 	if err == nil {
 		err = d.obs.waitMark(ctx, markReady, readyTimeout)
+	}
+	if err == nil {
+		err = linger(ctx, proxyWindow)
 	}
 	r.load = stopLoad()
 	r.t = timeline{start: moved[0].DoneTime(), at: d.obs.marks()}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/serviceload"
@@ -29,6 +30,13 @@ const (
 	// minutes, and the promotion does not wait for its end.
 	keptTimeout = 5 * time.Second
 )
+
+// proxyWindow is how long the client keeps sending after a BlueGreen
+// switch reached Ready: the endpoints and the proxies follow the Service's
+// new selector after it, and a request lost then is the switch's. It is
+// the time the operator gives them for a terminating pod (its preStop
+// sleep).
+const proxyWindow = time.Duration(resources.PreStopSleepSeconds) * time.Second
 
 // bench runs the scenarios on a stack.
 type bench struct {
@@ -104,7 +112,8 @@ func (b *bench) deploy(ctx context.Context, namespace, model string, poll time.D
 // promote registers a new version, moves the alias to it and measures
 // until it is Ready and the old version's pods are gone; with BlueGreen,
 // until it is Ready and the old set is seen still running (it is kept for
-// the scale-down delay: waiting for its end would measure the delay).
+// the scale-down delay: waiting for its end would measure the delay), the
+// client sending for proxyWindow more.
 func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 	d.seed++
 	reg, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "register", "model": d.model, "seed": d.seed})
@@ -133,6 +142,9 @@ func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 			err = kept
 		} else if kept != nil {
 			r.notes = append(r.notes, fmt.Sprintf("version %s's set was not seen running beside production at Ready: not kept for the scale-down delay", old))
+		}
+		if err == nil {
+			err = linger(ctx, proxyWindow)
 		}
 	}
 	r.load = stopLoad()
@@ -193,6 +205,16 @@ func (b *bench) rollback(ctx context.Context, d *deployment) (sample, error) {
 		return r, b.withLogs(err)
 	}
 	return r, nil
+}
+
+// linger waits for d, or until ctx ends.
+func linger(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // crashOnKwok makes kwok fail the production pods of version bad (see
