@@ -18,6 +18,15 @@
 //     rollback the operator decides (RolledBack) and to production back on
 //     the last good version with every pod Ready; then the alias goes back.
 //
+// BlueGreen (spec.rollout.strategy) is measured for what it changes: a
+// promotion is its preview set started and completed beside production,
+// then the Service switched to it, and the old set is kept, not waited
+// for; its rollback is the alias moved back to the previous version while
+// that set is kept, a switch of the Service timed until it selects the
+// old set again; and, on the real node, a dying version is held (its
+// pods die in the preview set, production untouched), timed until its
+// preview is gone.
+//
 // The times are when a watch (informers on the ModelDeployment, its
 // Deployments and pods) first showed each step, from the moment MLflow
 // answered the alias change. On the real node a client sends predictions
@@ -175,11 +184,11 @@ func run() (err error) {
 		// What was measured, also after an error or Ctrl-C.
 		var measured []*result
 		for _, r := range results {
-			if len(r.promotions)+len(r.rollback) > 0 {
+			if len(r.promotions.runs)+len(r.rollbacks.runs)+len(r.held.runs) > 0 {
 				measured = append(measured, r)
 			}
 		}
-		if polled != nil && len(polled.promotions) == 0 {
+		if polled != nil && len(polled.promotions.runs) == 0 {
 			polled = nil
 		}
 		if len(measured) > 0 || polled != nil {
@@ -213,36 +222,64 @@ func run() (err error) {
 	return nil
 }
 
-// result is what one strategy (or polling) measured.
+// result is what one strategy (or polling) measured: its promotions, its
+// rollbacks and, for BlueGreen on the real node, its held versions.
 type result struct {
-	name                 string
-	promotions, rollback []sample
+	name                        string
+	promotions, rollbacks, held series
+}
+
+// series are the kinds of run r was measured with, in order.
+func (r *result) series() []series {
+	var out []series
+	for _, s := range []series{r.promotions, r.rollbacks, r.held} {
+		if s.kind != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // measure deploys a ModelDeployment in namespace (the model has the same
 // name), then promotes runs new versions and rolls back rollbacks dying
-// ones, adding each run to r as it ends.
+// ones (BlueGreen: switches back rollbacks times, then holds as many dying
+// versions), adding each run to r as it ends.
 func (b *bench) measure(ctx context.Context, r *result, namespace string, poll time.Duration, runs, rollbacks int, apply func(*v1alpha1.ModelDeployment)) error {
 	progress("%s: %s, %d promotions and %d rollbacks", namespace, r.name, runs, rollbacks)
 	d, err := b.deploy(ctx, namespace, namespace, poll, apply)
 	if err != nil {
 		return err
 	}
-	for i := 1; i <= runs; i++ {
-		x, err := b.promote(ctx, d)
-		if err != nil {
-			return errors.Join(err, b.remove(ctx, d))
-		}
-		r.promotions = append(r.promotions, x)
-		progress("%s: promotion %d/%d, version %s: %s", namespace, i, runs, x.version, runLine(x, promotionMarks, markReady))
+	type step struct {
+		s   *series
+		n   int
+		run func(context.Context, *deployment) (sample, error)
 	}
-	for i := 1; i <= rollbacks; i++ {
-		x, err := b.rollback(ctx, d)
-		if err != nil {
-			return errors.Join(err, b.remove(ctx, d))
+	r.promotions.kind, r.rollbacks.kind = promotionKind, rollbackKind
+	steps := []step{{&r.promotions, runs, b.promote}, {&r.rollbacks, rollbacks, b.rollback}}
+	if d.md.Spec.BlueGreen() {
+		// A version whose pods die is held in the preview set, never
+		// promoted: BlueGreen's rollback is going back to the set it
+		// kept. kwok's crash stage fails the pods of role production
+		// only, so the held version is measured on the real node.
+		r.promotions.kind, r.rollbacks.kind = blueGreenPromotionKind, switchBackKind
+		steps[1].run = b.switchBack
+		if b.real {
+			r.held.kind = heldKind
+			steps = append(steps, step{&r.held, rollbacks, b.held})
+		} else {
+			progress("%s: no held version on kwok nodes (the crash stage spares BlueGreen's sets)", namespace)
 		}
-		r.rollback = append(r.rollback, x)
-		progress("%s: rollback %d/%d, version %s: %s", namespace, i, rollbacks, x.version, runLine(x, rollbackMarks, markRestored))
+	}
+	for _, st := range steps {
+		for i := 1; i <= st.n; i++ {
+			x, err := st.run(ctx, d)
+			if err != nil {
+				return errors.Join(err, b.remove(ctx, d))
+			}
+			st.s.runs = append(st.s.runs, x)
+			progress("%s: %s %d/%d, version %s: %s", namespace, st.s.kind.name, i, st.n, x.version, runLine(x, st.s.kind))
+		}
 	}
 	return b.remove(ctx, d)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +127,267 @@ func TestObserverMarks(t *testing.T) {
 	}
 	if got := o.marks(); len(got) != 4 || len(o.at) != 0 || o.probes != nil {
 		t.Errorf("marks() = %v, and the run is not reset: %v %v", got, o.at, o.probes)
+	}
+}
+
+// slotSet is a complete set of three Ready pods of version in a
+// Deployment of role, named like BlueGreen's.
+func slotSet(role, version string) (*appsv1.Deployment, []*corev1.Pod) {
+	d := deploymentOn(version, 3, 3)
+	d.Name = "m-" + role
+	d.Spec.Template.Labels[v1alpha1.LabelRole] = role
+	var pods []*corev1.Pod
+	for _, n := range []string{"a", "b", "c"} {
+		pods = append(pods, pod(role+version+n, role, version, true, corev1.PodRunning, false))
+	}
+	return d, pods
+}
+
+func blueGreenMD(slot v1alpha1.Slot, serving, target string) *v1alpha1.ModelDeployment {
+	md := &v1alpha1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Name: "m"}}
+	md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+	md.Status.ActiveSlot = slot
+	md.Status.Serving = &v1alpha1.ServingVersionStatus{ModelVersionRef: v1alpha1.ModelVersionRef{Version: serving}}
+	md.Status.Target = &v1alpha1.ModelVersionRef{Version: target}
+	md.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}}
+	return md
+}
+
+func service(role string) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "m"}}
+	s.Spec.Selector = map[string]string{v1alpha1.LabelName: "m", v1alpha1.LabelRole: role}
+	return s
+}
+
+// TestProductionOnFollowsTheActiveSlot: with BlueGreen, production is the
+// set of status.activeSlot's role; the other set does not count, nor do
+// the pods labelled production when another slot is active.
+func TestProductionOnFollowsTheActiveSlot(t *testing.T) {
+	blue, bluePods := slotSet("blue", "1")
+	green, greenPods := slotSet("green", "2")
+	s := view{md: blueGreenMD(v1alpha1.SlotGreen, "2", "2"), deps: []*appsv1.Deployment{blue, green}, pods: append(bluePods, greenPods...)}
+	if !productionOn(s, "2") || productionOn(s, "1") {
+		t.Errorf("green active: productionOn(2) = %v, productionOn(1) = %v; want true, false", productionOn(s, "2"), productionOn(s, "1"))
+	}
+	if !keptSet(s, "1") || keptRole(s, "1") != "blue" || keptSet(s, "2") {
+		t.Errorf("green active: blue's version 1 should be the kept set (%q), green's not", keptRole(s, "1"))
+	}
+	s.md = blueGreenMD(v1alpha1.SlotBlue, "1", "1")
+	if !productionOn(s, "1") || productionOn(s, "2") {
+		t.Error("blue active: want production on version 1 alone")
+	}
+	if switchedTo(s, "1") {
+		t.Error("switchedTo without a Service")
+	}
+	s.svc = service("green")
+	if switchedTo(s, "1") {
+		t.Error("switchedTo while the Service still selects green")
+	}
+	s.svc = service("blue")
+	if !switchedTo(s, "1") {
+		t.Error("switchedTo: the Service selects blue, blue runs version 1")
+	}
+	// A first BlueGreen version: nothing active in the empty slot yet.
+	s.md = blueGreenMD("", "1", "1")
+	if productionOn(s, "1") {
+		t.Error("the empty slot is active and has no Deployment: want no production")
+	}
+	// A crash-looping pod of the active set.
+	s.md = blueGreenMD(v1alpha1.SlotBlue, "1", "1")
+	s.pods = append(s.pods, pod("blue1d", "blue", "1", false, corev1.PodRunning, false))
+	if productionOn(s, "1") {
+		t.Error("an active pod not Ready: want production not complete")
+	}
+}
+
+// TestBlueGreenPromotionMarks: the preview set is the candidate (applied,
+// a first pod Ready, complete); the promotion is marked replaced only when
+// the Service selects it; and the old set is seen kept at Ready.
+func TestBlueGreenPromotionMarks(t *testing.T) {
+	o := &observer{name: "m", deps: map[string]*appsv1.Deployment{}, pods: map[string]*corev1.Pod{}, at: map[string]time.Time{}}
+	blue, bluePods := slotSet("blue", "1")
+	green, greenPods := slotSet("green", "2")
+	md := blueGreenMD(v1alpha1.SlotBlue, "1", "1")
+	o.changed(md, false)
+	o.changed(service("blue"), false)
+	o.changed(blue, false)
+	for _, p := range bluePods {
+		o.changed(p, false)
+	}
+	o.expect(promotionProbes("2", "1", true))
+	if len(o.at) != 0 {
+		t.Fatalf("marked before anything happened: %v", o.at)
+	}
+	md = md.DeepCopy()
+	md.Status.Target = &v1alpha1.ModelVersionRef{Version: "2"}
+	o.changed(md, false)
+	o.changed(green, false)
+	if _, ok := o.at[markImage]; !ok {
+		t.Error("image not marked by the preview Deployment")
+	}
+	o.changed(greenPods[0], false)
+	if _, ok := o.at[markCandidate]; !ok {
+		t.Error("candidate not marked by a Ready preview pod")
+	}
+	if _, ok := o.at[markPreviewReady]; ok {
+		t.Error("preview complete with one pod of three")
+	}
+	o.changed(greenPods[1], false)
+	o.changed(greenPods[2], false)
+	if _, ok := o.at[markPreviewReady]; !ok {
+		t.Error("preview complete not marked")
+	}
+	// The switch: status first, the Service in the same pass.
+	md = md.DeepCopy()
+	md.Status.ActiveSlot = v1alpha1.SlotGreen
+	md.Status.Promoting = &v1alpha1.ServingVersionStatus{ModelVersionRef: v1alpha1.ModelVersionRef{Version: "2"}}
+	o.changed(md, false)
+	if _, ok := o.at[markPromoted]; !ok {
+		t.Error("promoted not marked")
+	}
+	if _, ok := o.at[markReplaced]; ok {
+		t.Error("replaced marked while the Service still selects blue")
+	}
+	o.changed(service("green"), false)
+	if _, ok := o.at[markReplaced]; !ok {
+		t.Error("replaced not marked when the Service selects green")
+	}
+	md = md.DeepCopy()
+	md.Status.Promoting, md.Status.Serving = nil, &v1alpha1.ServingVersionStatus{ModelVersionRef: v1alpha1.ModelVersionRef{Version: "2"}}
+	o.changed(md, false)
+	ready, ok1 := o.at[markReady]
+	kept, ok2 := o.at[markOldKept]
+	if !ok1 || !ok2 || !kept.Equal(ready) {
+		t.Errorf("ready %v %v, old set kept %v %v: want both, at the same change", ready, ok1, kept, ok2)
+	}
+	if _, ok := o.at[markOldGone]; ok {
+		t.Error("BlueGreen marks no old pods gone: they are kept")
+	}
+}
+
+// TestSwitchBackMarks: going back to the kept set is restored when the
+// Service selects it again, not when the status alone says so.
+func TestSwitchBackMarks(t *testing.T) {
+	o := &observer{name: "m", deps: map[string]*appsv1.Deployment{}, pods: map[string]*corev1.Pod{}, at: map[string]time.Time{}}
+	blue, bluePods := slotSet("blue", "1")
+	green, greenPods := slotSet("green", "2")
+	md := blueGreenMD(v1alpha1.SlotGreen, "2", "2")
+	for _, obj := range []any{md, service("green"), blue, green} {
+		o.changed(obj, false)
+	}
+	for _, p := range append(bluePods, greenPods...) {
+		o.changed(p, false)
+	}
+	o.expect(switchBackProbes("1"))
+	if len(o.at) != 0 {
+		t.Fatalf("marked before anything happened: %v", o.at)
+	}
+	md = md.DeepCopy()
+	md.Status.Target = &v1alpha1.ModelVersionRef{Version: "1"}
+	md.Status.ActiveSlot = v1alpha1.SlotBlue
+	md.Status.Promoting = &v1alpha1.ServingVersionStatus{ModelVersionRef: v1alpha1.ModelVersionRef{Version: "1"}}
+	o.changed(md, false)
+	for _, m := range []string{markResolved, markPromoted} {
+		if _, ok := o.at[m]; !ok {
+			t.Errorf("%s not marked", m)
+		}
+	}
+	if _, ok := o.at[markRestored]; ok {
+		t.Error("restored while the Service still selects green")
+	}
+	o.changed(service("blue"), false)
+	if _, ok := o.at[markRestored]; !ok {
+		t.Error("restored not marked when the Service selects blue")
+	}
+}
+
+// TestHeldMarks: a dying version's preview crashes and is held, its pods
+// go; production is touched only if it changes meanwhile, and then the
+// note says how.
+func TestHeldMarks(t *testing.T) {
+	o := &observer{name: "m", deps: map[string]*appsv1.Deployment{}, pods: map[string]*corev1.Pod{}, at: map[string]time.Time{}}
+	green, greenPods := slotSet("green", "2")
+	md := blueGreenMD(v1alpha1.SlotGreen, "2", "2")
+	for _, obj := range []any{md, service("green"), green} {
+		o.changed(obj, false)
+	}
+	for _, p := range greenPods {
+		o.changed(p, false)
+	}
+	var touched string
+	o.expect(heldProbes("3", "2", "green", &touched))
+	if len(o.at) != 0 {
+		t.Fatalf("marked before anything happened: %v", o.at)
+	}
+	md = md.DeepCopy()
+	md.Status.Target = &v1alpha1.ModelVersionRef{Version: "3"}
+	o.changed(md, false)
+	blue, _ := slotSet("blue", "3")
+	o.changed(blue, false)
+	dying := pod("blue3a", "blue", "3", false, corev1.PodRunning, false)
+	o.changed(dying, false)
+	if _, ok := o.at[markCrashed]; ok {
+		t.Error("crashed before any container exited")
+	}
+	dying = dying.DeepCopy()
+	dying.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "model", RestartCount: 1}}
+	o.changed(dying, false)
+	if _, ok := o.at[markCrashed]; !ok {
+		t.Error("crashed not marked by a restarted container")
+	}
+	md = md.DeepCopy()
+	md.Status.Conditions = append(md.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionCandidateVerified,
+		Status: metav1.ConditionFalse, Reason: string(v1alpha1.ReasonCandidateFailed), Message: "candidate of version 3 failed: pod blue3a: restarted"})
+	o.changed(md, false)
+	if _, ok := o.at[markHeld]; !ok {
+		t.Error("held not marked")
+	}
+	if _, ok := o.at[markPreviewGone]; ok {
+		t.Error("preview gone while its pod runs")
+	}
+	o.changed(blue, true)
+	o.changed(dying, true)
+	if _, ok := o.at[markPreviewGone]; !ok {
+		t.Error("preview gone not marked")
+	}
+	if _, ok := o.at[markTouched]; ok || touched != "" {
+		t.Errorf("production marked disturbed: %s", touched)
+	}
+	notReady := greenPods[0].DeepCopy()
+	notReady.Status.Conditions[0].Status = corev1.ConditionFalse
+	o.changed(notReady, false)
+	if _, ok := o.at[markTouched]; !ok || !strings.Contains(touched, "pod green2a version 2 ready false") {
+		t.Errorf("a production pod not Ready: touched %v, %q", ok, touched)
+	}
+}
+
+// TestKindsMatchProbes: every mark a table shows is one its runs' probes
+// can see, and each label belongs to a mark of its table.
+func TestKindsMatchProbes(t *testing.T) {
+	var touched string
+	for _, c := range []struct {
+		kind   *runKind
+		probes []probe
+	}{
+		{promotionKind, promotionProbes("2", "1", false)},
+		{rollbackKind, rollbackProbes("3", "2")},
+		{blueGreenPromotionKind, promotionProbes("2", "1", true)},
+		{switchBackKind, switchBackProbes("1")},
+		{heldKind, heldProbes("3", "2", "green", &touched)},
+	} {
+		names := map[string]bool{}
+		for _, p := range c.probes {
+			names[p.name] = true
+		}
+		for _, m := range append(c.kind.marks, c.kind.end, c.kind.decided, c.kind.restored) {
+			if m != "" && !names[m] {
+				t.Errorf("%s: mark %q has no probe", c.kind.name, m)
+			}
+		}
+		for m := range c.kind.labels {
+			if !slices.Contains(c.kind.marks, m) {
+				t.Errorf("%s: label for %q, not one of its marks", c.kind.name, m)
+			}
+		}
 	}
 }

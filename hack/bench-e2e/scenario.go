@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/mlflowserver"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/serviceload"
@@ -25,7 +26,17 @@ const (
 	readyTimeout   = 10 * time.Minute // a version from the alias change to Ready, or to rolled back
 	settleTimeout  = 3 * time.Minute  // old pods terminated, production back to one version
 	cleanupTimeout = 3 * time.Minute  // a namespace deleted
+	// BlueGreen's old set is seen at Ready or soon after; it is kept for
+	// minutes, and the promotion does not wait for its end.
+	keptTimeout = 5 * time.Second
 )
+
+// proxyWindow is how long the client keeps sending after a BlueGreen
+// switch reached Ready: the endpoints and the proxies follow the Service's
+// new selector after it, and a request lost then is the switch's. It is
+// the time the operator gives them for a terminating pod (its preStop
+// sleep).
+const proxyWindow = time.Duration(resources.PreStopSleepSeconds) * time.Second
 
 // bench runs the scenarios on a stack.
 type bench struct {
@@ -40,6 +51,9 @@ type sample struct {
 	t       timeline
 	// load is what a client saw through the Service; nil on kwok nodes.
 	load *serviceload.Result
+	// notes are what the run found amiss besides its times (a switch
+	// that started pods, production disturbed), printed under its table.
+	notes []string
 }
 
 // deployment is a ModelDeployment under test and what the bench knows of it.
@@ -65,8 +79,9 @@ func (b *bench) deploy(ctx context.Context, namespace, model string, poll time.D
 	}
 	md := b.st.ModelDeployment(namespace, model, v1alpha1.ModelReference{Name: model, Alias: "champion"}, poll)
 	if b.real {
-		// The fixture's dying models die in production pods only: the
-		// pod's role reaches them through the downward API.
+		// The fixture's dying models die in every pod but a RollingUpdate
+		// candidate's (production, BlueGreen's sets): the pod's role
+		// reaches them through the downward API.
 		md.Spec.Serving.Env = []corev1.EnvVar{{Name: "POD_ROLE", ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + v1alpha1.LabelRole + "']"}}}}
 	}
@@ -95,7 +110,10 @@ func (b *bench) deploy(ctx context.Context, namespace, model string, poll time.D
 }
 
 // promote registers a new version, moves the alias to it and measures
-// until it is Ready and the old version's pods are gone.
+// until it is Ready and the old version's pods are gone; with BlueGreen,
+// until it is Ready and the old set is seen still running (it is kept for
+// the scale-down delay: waiting for its end would measure the delay), the
+// client sending for proxyWindow more.
 func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 	d.seed++
 	reg, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "register", "model": d.model, "seed": d.seed})
@@ -108,15 +126,26 @@ func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 	if err != nil {
 		return r, err
 	}
-	d.obs.expect(promotionProbes(v, old))
+	blueGreen := d.md.Spec.BlueGreen()
+	d.obs.expect(promotionProbes(v, old, blueGreen))
 	moved, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": v})
 	if err != nil {
 		stopLoad()
 		return r, err
 	}
 	err = d.obs.waitMark(ctx, markReady, readyTimeout)
-	if err == nil {
+	if err == nil && !blueGreen {
 		err = d.obs.waitMark(ctx, markOldGone, settleTimeout)
+	}
+	if err == nil && blueGreen {
+		if kept := d.obs.waitMark(ctx, markOldKept, keptTimeout); kept != nil && ctx.Err() != nil {
+			err = kept
+		} else if kept != nil {
+			r.notes = append(r.notes, fmt.Sprintf("version %s's set was not seen running beside production at Ready: not kept for the scale-down delay", old))
+		}
+		if err == nil {
+			err = linger(ctx, proxyWindow)
+		}
 	}
 	r.load = stopLoad()
 	r.t = timeline{start: moved[0].DoneTime(), at: d.obs.marks()}
@@ -176,6 +205,16 @@ func (b *bench) rollback(ctx context.Context, d *deployment) (sample, error) {
 		return r, b.withLogs(err)
 	}
 	return r, nil
+}
+
+// linger waits for d, or until ctx ends.
+func linger(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // crashOnKwok makes kwok fail the production pods of version bad (see

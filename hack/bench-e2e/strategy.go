@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -19,22 +21,31 @@ type strategy struct {
 }
 
 // strategies are the rollout strategies the API has, in the order the
-// benchmark runs them. A strategy is added with one more entry here: its
-// name and a func that sets the field choosing it, e.g. for a
-// spec.rollout.strategy field,
-//
-//	{name: "BlueGreen", apply: func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Strategy = "BlueGreen" }},
-//
-// Nothing else changes: every strategy is measured the same way (the
-// production pods are those labelled role=production, whatever Deployment
-// runs them). RollingUpdate is what a ModelDeployment does when nothing
-// chooses otherwise, so its entry sets nothing.
+// benchmark runs them. A variant of a strategy is added with one more
+// entry here: its name and a func that sets the fields choosing it. The
+// probes follow status.activeSlot (the production pods are those of its
+// role, whatever Deployment runs them); what BlueGreen is measured with
+// (a switch back as its rollback, a dying version held) follows from the
+// spec (measure). RollingUpdate is what a ModelDeployment does when
+// nothing chooses otherwise, so its entry sets nothing.
 var strategies = []strategy{
 	{name: "RollingUpdate", apply: func(*v1alpha1.ModelDeployment) {}},
 	// The rolling update with spec.rollout.maxSurge 100%: the whole new
 	// set starts at once beside the old one.
 	{name: "RollingUpdate-surge100", apply: func(md *v1alpha1.ModelDeployment) {
 		md.Spec.Rollout.MaxSurge = ptr.To(intstr.FromString("100%"))
+	}},
+	// The old set is kept for 2 minutes after a switch, not the default
+	// 30 s: the rollback scenario moves the alias back after the
+	// promotion's Ready, and between them are the fixture's Python
+	// process (an MLflow import, seconds on a busy machine), the webhook
+	// and the resolution; past the delay the old set is deleted and going
+	// back starts its pods, which is not the switch being measured. A
+	// longer delay costs nothing here: each new version deletes the kept
+	// set in its slot before starting its preview.
+	{name: "BlueGreen", apply: func(md *v1alpha1.ModelDeployment) {
+		md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+		md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: 2 * time.Minute}}
 	}},
 }
 

@@ -20,7 +20,7 @@ import (
 )
 
 // observer watches one namespace (informers on its ModelDeployment,
-// Deployments and pods) and timestamps each probe of the current run the
+// Service, Deployments and pods) and timestamps each probe of the current run the
 // moment a change makes it hold: watch timestamps, to the millisecond,
 // where conditions' lastTransitionTime has whole seconds. The operator's
 // events are not used: the event recorder folds the same reason about the
@@ -30,6 +30,7 @@ type observer struct {
 
 	mu     sync.Mutex
 	md     *v1alpha1.ModelDeployment
+	svc    *corev1.Service
 	deps   map[string]*appsv1.Deployment
 	pods   map[string]*corev1.Pod
 	probes []probe
@@ -44,7 +45,7 @@ func watch(ctx context.Context, cfg *rest.Config, namespace, name string) (*obse
 	if err != nil {
 		return nil, err
 	}
-	for _, obj := range []client.Object{&v1alpha1.ModelDeployment{}, &appsv1.Deployment{}, &corev1.Pod{}} {
+	for _, obj := range []client.Object{&v1alpha1.ModelDeployment{}, &corev1.Service{}, &appsv1.Deployment{}, &corev1.Pod{}} {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return nil, err
@@ -85,6 +86,16 @@ func (o *observer) changed(obj any, deleted bool) {
 			o.md = nil
 		} else {
 			o.md = x
+		}
+	case *corev1.Service:
+		// The Service is named like the ModelDeployment.
+		if x.Name != o.name {
+			return
+		}
+		if deleted {
+			o.svc = nil
+		} else {
+			o.svc = x
 		}
 	case *appsv1.Deployment:
 		if deleted {
@@ -141,8 +152,15 @@ func (o *observer) marks() map[string]time.Time {
 	return out
 }
 
+// now is what the watches show at this moment.
+func (o *observer) now() view {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.viewLocked()
+}
+
 func (o *observer) viewLocked() view {
-	v := view{md: o.md}
+	v := view{md: o.md, svc: o.svc}
 	for _, d := range o.deps {
 		v.deps = append(v.deps, d)
 	}
@@ -208,16 +226,21 @@ func (o *observer) describe() string {
 		if md.Status.Promoting != nil {
 			promoting = md.Status.Promoting.Version
 		}
-		fmt.Fprintf(&b, "  ModelDeployment %s: target %s, promoting %s, serving %s, last good %s\n", md.Name,
-			ver(md.Status.Target), promoting, serving, ver(md.Status.LastGood))
+		fmt.Fprintf(&b, "  ModelDeployment %s: target %s, promoting %s, serving %s, last good %s, active slot %q\n", md.Name,
+			ver(md.Status.Target), promoting, serving, ver(md.Status.LastGood), md.Status.ActiveSlot)
 		for _, c := range md.Status.Conditions {
 			fmt.Fprintf(&b, "    %s=%s %s: %s\n", c.Type, c.Status, c.Reason, shorten(c.Message, 160))
 		}
 	}
+	if o.svc == nil {
+		b.WriteString("  no Service\n")
+	} else {
+		fmt.Fprintf(&b, "  Service %s selects role %q\n", o.svc.Name, o.svc.Spec.Selector[v1alpha1.LabelRole])
+	}
 	var lines []string
 	for _, d := range o.deps {
-		lines = append(lines, fmt.Sprintf("  Deployment %s: version %s, replicas %d updated %d ready %d available %d", d.Name,
-			d.Spec.Template.Labels[v1alpha1.LabelModelVersion], d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas))
+		lines = append(lines, fmt.Sprintf("  Deployment %s: %s version %s, replicas %d updated %d ready %d available %d", d.Name,
+			d.Spec.Template.Labels[v1alpha1.LabelRole], d.Spec.Template.Labels[v1alpha1.LabelModelVersion], d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas))
 	}
 	for _, p := range o.pods {
 		lines = append(lines, fmt.Sprintf("  pod %s: %s version %s, %s, ready %v, terminating %v", p.Name, p.Labels[v1alpha1.LabelRole],
