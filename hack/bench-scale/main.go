@@ -16,8 +16,9 @@
 // and garbage collection; /proc/<pid>/status its memory. The operator gets
 // MEMORY_LIMIT as its Deployment's downward API would give it (-memory-limit,
 // 512 MiB by default: the container's limit is not enforced on a process,
-// but the operator derives its soft memory limit from it). Registering the
-// models is timed and printed apart: it is not part of any figure.
+// but the operator derives its soft memory limit from it) and config/manager's
+// GOGC (-operator-env). Registering the models is timed and printed apart:
+// it is not part of any figure.
 package main
 
 import (
@@ -83,7 +84,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.smokeTest, "smoke-test", false, "smoke-test candidates: the pod network stand-in then runs a real scoring server per image (about 200 MB each); off: candidates are promoted on readiness")
 	fs.StringVar(&c.heapProfile, "heap-profile", "", "folder for the operator's heap profile at the end of each run's idle window (heap-N.pb.gz, its top entries printed); the operator then serves Go's profiling handlers on 127.0.0.1")
 	extra := fs.String("operator-args", "", "flags added to the operator's, space-separated (e.g. --max-concurrent-reconciles=8)")
-	env := fs.String("operator-env", "", "NAME=value pairs added to the operator's environment, space-separated (e.g. GOGC=50)")
+	env := fs.String("operator-env", "GOGC=50", "NAME=value pairs added to the operator's environment, space-separated; the default is config/manager's GOGC (GOGC=100: the runtime's)")
 	limit := fs.String("memory-limit", "512Mi", "the operator's MEMORY_LIMIT, as the downward API gives a container's memory limit (a quantity); 0: none")
 	if err := fs.Parse(args); err != nil {
 		return c, err

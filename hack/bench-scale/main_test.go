@@ -117,8 +117,8 @@ go_memstats_heap_inuse_bytes 3.448832e+06
 }
 
 func TestMemoryLimitFlag(t *testing.T) {
-	c, err := parseFlags([]string{"-operator-env", "GOGC=50"})
-	if err != nil || c.memoryLimit != 512<<20 || len(c.operatorEnv) != 1 {
+	c, err := parseFlags(nil)
+	if err != nil || c.memoryLimit != 512<<20 || len(c.operatorEnv) != 1 || c.operatorEnv[0] != "GOGC=50" {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}
 	if c, err := parseFlags([]string{"-memory-limit", "0"}); err != nil || c.memoryLimit != 0 {
