@@ -12,9 +12,13 @@
 // of the operator's user (the operator runs with a client certificate of
 // its own, user mlflow-operator); the operator's metrics endpoint (plain
 // HTTP on loopback) gives client-go's request counts as a cross-check,
-// the MLflow requests, reconciles and builds; /proc/<pid>/status its
-// memory. Registering the models is timed and printed apart: it is not
-// part of any figure.
+// the MLflow requests, reconciles and builds, and the Go runtime's memory
+// and garbage collection; /proc/<pid>/status its memory. The operator gets
+// MEMORY_LIMIT as its Deployment's downward API would give it (-memory-limit,
+// 512 MiB by default: the container's limit is not enforced on a process,
+// but the operator derives its soft memory limit from it) and config/manager's
+// GOGC (-operator-env). Registering the models is timed and printed apart:
+// it is not part of any figure.
 package main
 
 import (
@@ -26,6 +30,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/cluster"
@@ -47,6 +53,8 @@ type config struct {
 	timeout      time.Duration
 	smokeTest    bool
 	operatorArgs []string
+	operatorEnv  []string
+	memoryLimit  int64 // MEMORY_LIMIT of the operator; 0: none
 	heapProfile  string
 	heap         *heapProfiler // made by run from heapProfile
 }
@@ -76,6 +84,8 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.smokeTest, "smoke-test", false, "smoke-test candidates: the pod network stand-in then runs a real scoring server per image (about 200 MB each); off: candidates are promoted on readiness")
 	fs.StringVar(&c.heapProfile, "heap-profile", "", "folder for the operator's heap profile at the end of each run's idle window (heap-N.pb.gz, its top entries printed); the operator then serves Go's profiling handlers on 127.0.0.1")
 	extra := fs.String("operator-args", "", "flags added to the operator's, space-separated (e.g. --max-concurrent-reconciles=8)")
+	env := fs.String("operator-env", "GOGC=50", "NAME=value pairs added to the operator's environment, space-separated; the default is config/manager's GOGC (GOGC=100: the runtime's)")
+	limit := fs.String("memory-limit", "512Mi", "the operator's MEMORY_LIMIT, as the downward API gives a container's memory limit (a quantity); 0: none")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -93,6 +103,17 @@ func parseFlags(args []string) (config, error) {
 		fmt.Printf("note: -idle %s is shorter than a poll interval (%s): not every object polls in the window\n", c.idle, c.poll)
 	}
 	c.operatorArgs = strings.Fields(*extra)
+	c.operatorEnv = strings.Fields(*env)
+	for _, kv := range c.operatorEnv {
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+			return c, fmt.Errorf("-operator-env %q: want NAME=value pairs", *env)
+		}
+	}
+	q, err := resource.ParseQuantity(*limit)
+	if err != nil || q.Sign() < 0 {
+		return c, fmt.Errorf("-memory-limit %q: want a quantity, e.g. 512Mi, or 0", *limit)
+	}
+	c.memoryLimit = q.Value()
 	return c, nil
 }
 
@@ -113,8 +134,13 @@ func run(c config) error {
 	if heap != nil {
 		operatorArgs = append(append([]string{}, operatorArgs...), heap.arg())
 	}
+	env := c.operatorEnv
+	if c.memoryLimit > 0 {
+		// First, so that -operator-env MEMORY_LIMIT=... wins.
+		env = append([]string{fmt.Sprintf("MEMORY_LIMIT=%d", c.memoryLimit)}, env...)
+	}
 	st, err := stack.Start(ctx, stack.Options{Dir: filepath.Join(dir, "stack"), Node: cluster.KwokNodes,
-		OperatorMetrics: true, OperatorUser: operatorUser, OperatorArgs: operatorArgs,
+		OperatorMetrics: true, OperatorUser: operatorUser, OperatorArgs: operatorArgs, OperatorEnv: env,
 		Progress: func(line string) { fmt.Println("    " + line) }})
 	if err != nil {
 		return err

@@ -74,3 +74,59 @@ func TestAuditLogReadsGrowingFile(t *testing.T) {
 		t.Fatalf("window: %+v", c)
 	}
 }
+
+func TestGoMemoryAndGCWork(t *testing.T) {
+	before, err := parseMetrics(strings.NewReader(`go_gc_cycles_total_gc_cycles_total 2
+go_cpu_classes_gc_total_cpu_seconds_total 1
+go_cpu_classes_total_cpu_seconds_total 10
+go_cpu_classes_idle_cpu_seconds_total 4
+process_cpu_seconds_total 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseMetrics(strings.NewReader(`go_gc_cycles_total_gc_cycles_total 12
+go_cpu_classes_gc_total_cpu_seconds_total 3
+go_cpu_classes_total_cpu_seconds_total 30
+go_cpu_classes_idle_cpu_seconds_total 14
+process_cpu_seconds_total 12.5
+go_gc_gogc_percent 50
+go_gc_gomemlimit_bytes 4.83183821e+08
+go_gc_heap_goal_bytes 4.194304e+06
+go_memory_classes_heap_released_bytes 3.579904e+06
+go_memory_classes_total_bytes 1.3474056e+07
+go_memstats_heap_inuse_bytes 3.448832e+06
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gcBetween(before, after).String(); got != "10 / 20% / 7.5 s" {
+		t.Errorf("gc work = %q, want 10 cycles, 2 s of GC in 10 s busy, 7.5 s CPU", got)
+	}
+	g := goMemoryOf(after, 100<<20)
+	if g.mapped != 13474056-3579904 || g.heapInuse != 3448832 || g.goal != 4194304 || g.rss != 100<<20 {
+		t.Errorf("go memory = %+v", g)
+	}
+	if got := g.settings(); got != "50 / 461 MiB" {
+		t.Errorf("settings = %q", got)
+	}
+	none, _ := parseMetrics(strings.NewReader("go_gc_gogc_percent -1\ngo_gc_gomemlimit_bytes 9.223372036854776e+18\n"))
+	if got := goMemoryOf(none, 0).settings(); got != "off / none" {
+		t.Errorf("settings without limits = %q", got)
+	}
+}
+
+func TestMemoryLimitFlag(t *testing.T) {
+	c, err := parseFlags(nil)
+	if err != nil || c.memoryLimit != 512<<20 || len(c.operatorEnv) != 1 || c.operatorEnv[0] != "GOGC=50" {
+		t.Errorf("defaults: %+v, %v", c, err)
+	}
+	if c, err := parseFlags([]string{"-memory-limit", "0"}); err != nil || c.memoryLimit != 0 {
+		t.Errorf("-memory-limit 0: %d, %v", c.memoryLimit, err)
+	}
+	for _, bad := range [][]string{{"-memory-limit", "lots"}, {"-operator-env", "GOGC"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -196,9 +196,10 @@ func num(v float64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
-// memory is a process's resident set now and at its peak, from
-// /proc/<pid>/status (VmRSS, VmHWM), in bytes.
-type memory struct{ rss, hwm int64 }
+// memory is a process's resident set now and at its peak, and now its
+// anonymous and file-backed parts (the latter mostly the binary's pages),
+// from /proc/<pid>/status (VmRSS, VmHWM, RssAnon, RssFile), in bytes.
+type memory struct{ rss, hwm, anon, file int64 }
 
 func readMemory(pid int) (memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -220,6 +221,10 @@ func readMemory(pid int) (memory, error) {
 			m.rss = kb << 10
 		case "VmHWM:":
 			m.hwm = kb << 10
+		case "RssAnon:":
+			m.anon = kb << 10
+		case "RssFile:":
+			m.file = kb << 10
 		}
 	}
 	if m.rss == 0 {

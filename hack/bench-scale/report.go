@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/mlflow-operator/mlflow-operator/hack/internal/table"
 )
@@ -39,7 +40,31 @@ func report(c config, rs []*result) {
 	row("idle: reconciles / min", func(r *result) string { return rate(perMin(total(r.idleReconcile), r)) })
 	row("idle: ModelDeployment changes / min", func(r *result) string { return rate(perMin(float64(r.idleChanges), r)) })
 	row("idle: objects that stopped being Ready", func(r *result) string { return fmt.Sprint(r.idleLost) })
-	row("operator RSS idle / peak", func(r *result) string { return mib(r.rssIdle) + " / " + mib(r.peak) })
+	row("operator RSS idle / peak", func(r *result) string { return mib(r.rssIdle.rss) + " / " + mib(r.peak) })
+	row("operator RSS idle: anonymous + file", func(r *result) string { return mib(r.rssIdle.anon) + " + " + mib(r.rssIdle.file) })
+	row("Go: GOGC / soft memory limit", func(r *result) string { return r.goIdle.settings() })
+	row("Go: highest RSS sampled (phase)", func(r *result) string {
+		return fmt.Sprintf("%s (%s)", mib(r.goPeak.rss), r.goPeakPhase)
+	})
+	// The Go figures idle, then at the highest RSS sampled.
+	goRow := func(name string, f func(g goMemory) int64) {
+		row("Go: "+name+" idle / at peak", func(r *result) string {
+			peak := "?"
+			if r.goPeakRead {
+				peak = mib(f(r.goPeak))
+			}
+			return mib(f(r.goIdle)) + " / " + peak
+		})
+	}
+	goRow("mapped, not released", func(g goMemory) int64 { return g.mapped })
+	goRow("heap in use", func(g goMemory) int64 { return g.heapInuse })
+	goRow("heap free, not released", func(g goMemory) int64 { return g.heapFree })
+	goRow("heap released to the OS", func(g goMemory) int64 { return g.heapReleased })
+	goRow("stacks", func(g goMemory) int64 { return g.stacks })
+	goRow("heap live (last GC)", func(g goMemory) int64 { return g.live })
+	goRow("heap goal", func(g goMemory) int64 { return g.goal })
+	row("GC until all Ready: cycles / GC CPU share / CPU", func(r *result) string { return r.gcCreate.String() })
+	row("GC idle: cycles / GC CPU share / CPU", func(r *result) string { return r.gcIdle.String() })
 	row("new version: objects of the model", func(r *result) string { return fmt.Sprint(r.move.objects) })
 	row("new version: alias moved -> all Ready (p50)", func(r *result) string {
 		return fmt.Sprintf("%s (%s)", secs(r.move.all), secs(r.move.p50))
@@ -73,9 +98,14 @@ the client certificate the operator alone runs with; a request counts when the A
 (a watch when it started). [client-go]: the operator's rest_client_requests_total, the same requests
 seen from its side. MLflow requests: the operator's mlflow_operator_mlflow_requests_total, per poll
 interval (%s); reconciles: controller_runtime_reconcile_total; builds: mlflow_operator_builds_total
-over the whole run of one N. RSS: VmRSS at the end of the idle window and VmHWM at the end of the
-run, /proc/<pid>/status of the operator process. Idle: %s after %s of settling once all were Ready.
-`, operatorUser, c.poll, c.idle, c.settle)
+over the whole run of one N. RSS: VmRSS (RssAnon + RssFile) at the end of the idle window and VmHWM
+at the end of the run, /proc/<pid>/status of the operator process. Idle: %s after %s of settling once
+all were Ready. Go: the operator's go_* series (runtime/metrics) at the end of the idle window and when
+VmRSS, read every 2 s, was highest; mapped, not released is what a soft memory limit counts; the heap
+is in use (spans holding objects), free (resident, kept for reuse) or released. GC: cycles, the GC's
+share of the runtime's busy CPU (its own estimate, as of the last cycle) and the process's CPU time
+(process_cpu_seconds_total). The operator ran with %s.
+`, operatorUser, c.poll, c.idle, c.settle, operatorEnvText(c))
 }
 
 func rate(v float64) string {
@@ -83,4 +113,17 @@ func rate(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
+}
+
+// operatorEnvText is what the run added to the operator's environment.
+func operatorEnvText(c config) string {
+	var parts []string
+	if c.memoryLimit > 0 {
+		parts = append(parts, fmt.Sprintf("MEMORY_LIMIT=%d (%s)", c.memoryLimit, mib(c.memoryLimit)))
+	}
+	parts = append(parts, c.operatorEnv...)
+	if len(parts) == 0 {
+		return "no MEMORY_LIMIT and nothing added to its environment"
+	}
+	return strings.Join(parts, " ")
 }

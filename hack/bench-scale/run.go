@@ -28,6 +28,7 @@ type result struct {
 	created, allReady time.Duration
 	p50, p90          time.Duration
 	createPhase       counts // API requests from the first create to all Ready
+	gcCreate          gcWork // from the first create to all Ready
 	// Idle.
 	idle          time.Duration
 	idleAPI       counts
@@ -36,12 +37,19 @@ type result struct {
 	idleReconcile map[string]float64 // controller_runtime_reconcile_total by controller/result
 	idleChanges   int                // ModelDeployment resource versions seen
 	idleLost      int                // objects that stopped being Ready
-	rssIdle       int64
+	rssIdle       memory
+	goIdle        goMemory // at the end of the idle window
+	gcIdle        gcWork
 	// The new version of one model.
 	move movement
 	// At the end of the run.
 	peak   int64
 	builds map[string]float64
+	// The highest VmRSS sampled, the Go runtime's figures then, and what
+	// the run was doing.
+	goPeak      goMemory
+	goPeakPhase string
+	goPeakRead  bool
 }
 
 // movement is a new version of one model reaching its ModelDeployments.
@@ -83,6 +91,16 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	}
 
 	// Create them all, workers at a time.
+	sampler := startPeakSampler(st.Operator.Cmd.Process.Pid, st.MetricsURL, "creating")
+	defer func() {
+		if sampler != nil {
+			sampler.finish()
+		}
+	}()
+	beforeCreate, err := scrapeMetrics(st.MetricsURL)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	createdAt := make([]time.Time, n)
 	var made atomic.Int64
@@ -136,16 +154,24 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	}
 	r.p50, r.p90 = percentile(per, 50), percentile(per, 90)
 	r.createPhase = audit.between(start, last.Add(time.Second))
+	allReady, err := scrapeMetrics(st.MetricsURL)
+	if err != nil {
+		return nil, err
+	}
+	r.gcCreate = gcBetween(beforeCreate, allReady)
+	sampler.setPhase("idle")
 	fmt.Printf("    all %d Ready %s after the first create (per object: p50 %s, p90 %s)\n", n, secs(r.allReady), secs(r.p50), secs(r.p90))
 
 	if err := r.measureIdle(st, audit, t, c, names); err != nil {
 		return nil, err
 	}
 	if c.heap != nil {
+		sampler.setPhase("heap profile")
 		if err := c.heap.take(n); err != nil {
 			return nil, err
 		}
 	}
+	sampler.setPhase("new version")
 	if err := r.moveVersion(ctx, st, t, c, models[0], byModel[models[0]], names); err != nil {
 		return nil, err
 	}
@@ -159,6 +185,8 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 		return nil, err
 	}
 	r.peak = mem.hwm
+	r.goPeak, r.goPeakPhase, r.goPeakRead = sampler.finish()
+	sampler = nil
 	return r, nil
 }
 
@@ -231,6 +259,8 @@ func (r *result) measureIdle(st *stack.Stack, audit *auditLog, t *tracker, c con
 	r.idleReconcile = delta(before, after, "controller_runtime_reconcile_total", "controller", "result")
 	r.idleChanges = t.updateCount() - changes
 	r.idleLost, _ = t.lostCount(names)
-	r.rssIdle = mem.rss
+	r.rssIdle = mem
+	r.goIdle = goMemoryOf(after, mem.rss)
+	r.gcIdle = gcBetween(before, after)
 	return nil
 }

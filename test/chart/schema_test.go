@@ -29,6 +29,8 @@ func TestBadValuesRefused(t *testing.T) {
 		{"quantity", "maxModelBytes: 8 GB", "/maxModelBytes"},
 		{"volume size", "tempVolume:\n  sizeLimit: lots", "/tempVolume/sizeLimit"},
 		{"no build worker", "buildWorkers: 0", "/buildWorkers"},
+		{"gogc", "gogc: fast", "/gogc"},
+		{"gogc zero", "gogc: 0", "/gogc"},
 		{"grant without prefix", "operatorRegistryCredentials:\n  - namespace: team-a", "repositoryPrefix"},
 		{"grant prefix without path", "operatorRegistryCredentials:\n  - namespace: team-a\n    repositoryPrefix: myacr.azurecr.io", "/operatorRegistryCredentials/0/repositoryPrefix"},
 		{"unknown cloud identity", "registryCloudIdentities: [aws]", "/registryCloudIdentities/0"},

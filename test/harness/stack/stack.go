@@ -67,6 +67,9 @@ type Options struct {
 	// OperatorArgs are added after the operator's flags (a later flag
 	// wins).
 	OperatorArgs []string
+	// OperatorEnv are NAME=value pairs added to the operator's environment
+	// (after this process's own, so they win): GOGC, MEMORY_LIMIT.
+	OperatorEnv []string
 }
 
 // Stack is everything running.
@@ -89,6 +92,7 @@ type Stack struct {
 	progress func(string)
 
 	operatorArgs       []string
+	operatorEnv        []string
 	operatorKubeconfig string
 	earlierLogs        string
 }
@@ -244,6 +248,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		fmt.Sprintf("--webhook-bind-address=127.0.0.1:%d", webhookPort), "--webhook-secret-file=" + secretFile,
 		"--temp-dir=" + tmp, "--zap-log-level=info"}, metrics...)
 	s.operatorArgs = append(s.operatorArgs, o.OperatorArgs...)
+	s.operatorEnv = o.OperatorEnv
 	if err := s.StartOperator(); err != nil {
 		return nil, err
 	}
@@ -302,7 +307,7 @@ func (s *Stack) StartOperator() error {
 		s.earlierLogs += s.Operator.Logs.String() + "--- operator restarted ---\n"
 	}
 	cmd := exec.Command(s.operatorArgs[0], s.operatorArgs[1:]...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.operatorKubeconfig)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+s.operatorKubeconfig), s.operatorEnv...)
 	p, err := procs.Start(cmd)
 	if err != nil {
 		return err
