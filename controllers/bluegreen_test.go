@@ -20,6 +20,16 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
+// toBlueGreen moves a serving ModelDeployment to strategy BlueGreen with
+// the given scale-down delay.
+func toBlueGreen(t *testing.T, md *v1alpha1.ModelDeployment, delay time.Duration) {
+	t.Helper()
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+		m.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: delay}}
+	})
+}
+
 // slotDeployment reads the Deployment of a BlueGreen slot ("" for the one
 // named like the ModelDeployment); nil when it does not exist.
 func slotDeployment(t *testing.T, md *v1alpha1.ModelDeployment, slot v1alpha1.Slot) *appsv1.Deployment {
@@ -146,10 +156,7 @@ func TestBlueGreenSwitchesAndSwitchesBack(t *testing.T) {
 	}
 	setReplicas("", 4)
 	completeRollout(t, md)
-	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
-		m.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
-		m.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: time.Hour}}
-	})
+	toBlueGreen(t, md, time.Hour)
 
 	// Version 2: the preview starts in blue, unexposed until verified.
 	moveTo(t, md, "2", imageV2)
@@ -212,10 +219,7 @@ func TestBlueGreenSwitchesAndSwitchesBack(t *testing.T) {
 func TestBlueGreenRollbackIsASwitch(t *testing.T) {
 	srv := newScoringServer(t)
 	md := serving(t, srv)
-	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
-		m.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
-		m.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: time.Hour}}
-	})
+	toBlueGreen(t, md, time.Hour)
 	moveTo(t, md, "2", imageV2)
 	previewUp(t, md, v1alpha1.SlotBlue, imageV2, 3)
 	switchedTo(t, md, v1alpha1.SlotBlue)

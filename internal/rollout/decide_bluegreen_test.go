@@ -14,20 +14,10 @@ import (
 // set stays until the scale-down time.
 func TestDecideBlueGreen(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	v1 := Version{Version: "1", Image: "reg/m@sha256:1"}
-	v2 := Version{Version: "2", Image: "reg/m@sha256:2"}
 	delay := 30 * time.Second
 	base := func(mut ...func(*Input)) Input {
-		in := Input{
-			Now: now, Target: v2, LastGood: v1, ProductionImage: v1.Image,
-			Production:       DeploymentState{Phase: PhaseComplete, Message: "3 of 3 replicas available"},
-			SmokeTestEnabled: true, AutoRollback: true, ProgressDeadline: 10 * time.Minute,
-			BlueGreen: true, ScaleDownDelay: delay,
-		}
-		for _, m := range mut {
-			m(&in)
-		}
-		return in
+		blueGreen := func(in *Input) { in.BlueGreen, in.ScaleDownDelay = true, delay }
+		return servingV1(now, append([]func(*Input){blueGreen}, mut...)...)
 	}
 	set := func(image string, ready bool) func(*Input) {
 		return func(in *Input) {

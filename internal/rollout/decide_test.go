@@ -8,23 +8,30 @@ import (
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
 
+// Versions of the decision tables.
+var (
+	v1 = Version{Version: "1", Image: "reg/m@sha256:1"}
+	v2 = Version{Version: "2", Image: "reg/m@sha256:2"}
+)
+
+// servingV1 is the tables' starting point at now: v1 serves and is last
+// good, v2 is the built target, nothing else; mut changes it.
+func servingV1(now time.Time, mut ...func(*Input)) Input {
+	in := Input{
+		Now: now, Target: v2, LastGood: v1, ProductionImage: v1.Image,
+		Production:       DeploymentState{Phase: PhaseComplete, Message: "3 of 3 replicas available"},
+		SmokeTestEnabled: true, AutoRollback: true, ProgressDeadline: 10 * time.Minute,
+	}
+	for _, m := range mut {
+		m(&in)
+	}
+	return in
+}
+
 func TestDecide(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	v1 := Version{Version: "1", Image: "reg/m@sha256:1"}
-	v2 := Version{Version: "2", Image: "reg/m@sha256:2"}
 	deadline := 10 * time.Minute
-	// base: v1 serves and is last good, v2 is the built target, nothing else.
-	base := func(mut ...func(*Input)) Input {
-		in := Input{
-			Now: now, Target: v2, LastGood: v1, ProductionImage: v1.Image,
-			Production:       DeploymentState{Phase: PhaseComplete, Message: "3 of 3 replicas available"},
-			SmokeTestEnabled: true, AutoRollback: true, ProgressDeadline: deadline,
-		}
-		for _, m := range mut {
-			m(&in)
-		}
-		return in
-	}
+	base := func(mut ...func(*Input)) Input { return servingV1(now, mut...) }
 	candidate := func(c Candidate) func(*Input) { return func(in *Input) { in.Candidate = c } }
 	readyCandidate := Candidate{Exists: true, Image: v2.Image, Ready: true, Created: now.Add(-time.Minute)}
 	promoted := func(in *Input) { in.ProductionImage = v2.Image }
