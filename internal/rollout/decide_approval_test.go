@@ -15,21 +15,11 @@ import (
 // version are the same as with Automatic.
 func TestDecideApprovalGate(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	v1 := Version{Version: "1", Image: "reg/m@sha256:1"}
-	v2 := Version{Version: "2", Image: "reg/m@sha256:2"}
 	readyCandidate := Candidate{Exists: true, Image: v2.Image, Ready: true, Created: now.Add(-time.Minute)}
 	// base: v1 serves, v2 is built, approval is Manual.
 	base := func(mut ...func(*Input)) Input {
-		in := Input{
-			Now: now, Target: v2, LastGood: v1, ProductionImage: v1.Image,
-			Production:       DeploymentState{Phase: PhaseComplete, Message: "3 of 3 replicas available"},
-			SmokeTestEnabled: true, AutoRollback: true, ProgressDeadline: 10 * time.Minute,
-			ApprovalRequired: true,
-		}
-		for _, m := range mut {
-			m(&in)
-		}
-		return in
+		manual := func(in *Input) { in.ApprovalRequired = true }
+		return servingV1(now, append([]func(*Input){manual}, mut...)...)
 	}
 	verified := func(in *Input) {
 		in.Candidate = Candidate{Exists: true, Image: v2.Image, Ready: true, Verified: true, Created: now}

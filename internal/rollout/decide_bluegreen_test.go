@@ -31,14 +31,7 @@ func TestDecideBlueGreen(t *testing.T) {
 	}
 	servedBefore := func(in *Input) { in.PreviouslyServed = true }
 
-	tests := []struct {
-		name        string
-		in          Input
-		want        Action
-		reason      v1alpha1.Reason
-		requeue     time.Duration
-		msgContains string
-	}{
+	checkDecisions(t, []decision{
 		{"no preview yet", base(), ActionCreateCandidate, v1alpha1.ReasonCandidateStarting, 0, "preview set of version 2"},
 		{"the old set in the slot", base(set(v1.Image, true)), ActionCreateCandidate, v1alpha1.ReasonCandidateStarting, 0, ""},
 		{"preview ready: smoke test", base(set(v2.Image, true)), ActionSmokeTest, v1alpha1.ReasonCandidateStarting, 0, ""},
@@ -69,21 +62,7 @@ func TestDecideBlueGreen(t *testing.T) {
 			ActionPromote, v1alpha1.ReasonPreviouslyServed, 0, "without a new candidate"},
 		{"rolling update: candidate deleted after promotion", base(switched, func(in *Input) { in.BlueGreen = false }),
 			ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, "removing its candidate"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			d := Decide(tc.in)
-			if d.Action != tc.want || d.Reason != tc.reason {
-				t.Fatalf("Decide = %s/%s (%s), want %s/%s", d.Action, d.Reason, d.Message, tc.want, tc.reason)
-			}
-			if d.RequeueAfter != tc.requeue {
-				t.Errorf("requeue after %s, want %s", d.RequeueAfter, tc.requeue)
-			}
-			if !strings.Contains(d.Message, tc.msgContains) {
-				t.Errorf("message %q lacks %q", d.Message, tc.msgContains)
-			}
-		})
-	}
+	})
 }
 
 // TestBlueGreenApprovalHoldsTheSwitch: with Manual approval a verified

@@ -36,14 +36,7 @@ func TestDecide(t *testing.T) {
 	readyCandidate := Candidate{Exists: true, Image: v2.Image, Ready: true, Created: now.Add(-time.Minute)}
 	promoted := func(in *Input) { in.ProductionImage = v2.Image }
 
-	tests := []struct {
-		name        string
-		in          Input
-		want        Action
-		reason      v1alpha1.Reason
-		requeue     time.Duration
-		msgContains string
-	}{
+	checkDecisions(t, []decision{
 		// Nothing to deploy yet.
 		{"target not built", base(func(in *Input) { in.Target = Version{Version: "2"} }), ActionWait, v1alpha1.ReasonWaitingForImage, 0, ""},
 		{"target not built, stale candidate", base(func(in *Input) { in.Target = Version{} }, candidate(Candidate{Exists: true, Image: v1.Image})), ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, ""},
@@ -119,7 +112,23 @@ func TestDecide(t *testing.T) {
 		{"failed first version, nothing serves", base(func(in *Input) {
 			in.TargetFailed, in.LastGood, in.ProductionImage = true, Version{}, ""
 		}), ActionHold, v1alpha1.ReasonVersionFailed, 0, "nothing keeps serving"},
-	}
+	})
+}
+
+// decision is a row of a decision table: the input, the action and reason
+// Decide must answer, when to look again, and words its message holds.
+type decision struct {
+	name        string
+	in          Input
+	want        Action
+	reason      v1alpha1.Reason
+	requeue     time.Duration
+	msgContains string
+}
+
+// checkDecisions runs a decision table.
+func checkDecisions(t *testing.T, tests []decision) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Decide(tc.in)
