@@ -78,25 +78,15 @@ func (b *bench) switchBack(ctx context.Context, d *deployment) (sample, error) {
 		return r, b.withLogs(fmt.Errorf("switch back to version %s: its set is not running beside production after version %s's promotion\n%s", old, v, d.obs.describe()))
 	}
 	pods := livePods(before, role, old)
-	stopLoad, err := b.startLoad(ctx, d)
-	if err != nil {
-		return r, err
-	}
-	d.obs.expect(switchBackProbes(old))
-	moved, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": old})
-	if err != nil {
-		stopLoad()
-		return r, err
-	}
-	err = d.obs.waitMark(ctx, markRestored, readyTimeout)
-	if err == nil {
-		err = d.obs.waitMark(ctx, markReady, readyTimeout)
-	}
-	if err == nil {
-		err = linger(ctx, proxyWindow)
-	}
-	r.load = stopLoad()
-	r.t = timeline{start: moved[0].DoneTime(), at: d.obs.marks()}
+	err = b.timed(ctx, d, old, switchBackProbes(old), &r, func() error {
+		if err := d.obs.waitMark(ctx, markRestored, readyTimeout); err != nil {
+			return err
+		}
+		if err := d.obs.waitMark(ctx, markReady, readyTimeout); err != nil {
+			return err
+		}
+		return linger(ctx, proxyWindow)
+	})
 	if err != nil {
 		return r, b.withLogs(fmt.Errorf("switch back to version %s: %w", old, err))
 	}
@@ -129,30 +119,21 @@ func (b *bench) held(ctx context.Context, d *deployment) (sample, error) {
 	before := d.obs.now()
 	role := activeRole(before.md)
 	pods := livePods(before, role, good)
-	stopLoad, err := b.startLoad(ctx, d)
-	if err != nil {
-		return r, err
-	}
 	var touched string
-	d.obs.expect(heldProbes(bad, good, role, &touched))
-	moved, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": bad})
-	if err != nil {
-		stopLoad()
-		return r, err
-	}
-	// A version promoted instead would never be held: fail at once.
-	err = d.obs.waitFor(ctx, "version "+bad+" held (CandidateFailed) or promoted", readyTimeout, func(s view) bool {
-		return heldOn(s.md, bad) || promotedTo(s.md, bad)
+	err = b.timed(ctx, d, bad, heldProbes(bad, good, role, &touched), &r, func() error {
+		// A version promoted instead would never be held: fail at once.
+		err := d.obs.waitFor(ctx, "version "+bad+" held (CandidateFailed) or promoted", readyTimeout, func(s view) bool {
+			return heldOn(s.md, bad) || promotedTo(s.md, bad)
+		})
+		if err == nil && promotedTo(d.obs.now().md, bad) {
+			return fmt.Errorf("version %s was promoted: its pods did not die in the preview set (the fixture's dying model must die in the roles blue and green)\n%s",
+				bad, d.obs.describe())
+		}
+		if err != nil {
+			return err
+		}
+		return d.obs.waitMark(ctx, markPreviewGone, settleTimeout)
 	})
-	if err == nil && promotedTo(d.obs.now().md, bad) {
-		err = fmt.Errorf("version %s was promoted: its pods did not die in the preview set (the fixture's dying model must die in the roles blue and green)\n%s",
-			bad, d.obs.describe())
-	}
-	if err == nil {
-		err = d.obs.waitMark(ctx, markPreviewGone, settleTimeout)
-	}
-	r.load = stopLoad()
-	r.t = timeline{start: moved[0].DoneTime(), at: d.obs.marks()}
 	if err != nil {
 		return r, b.withLogs(fmt.Errorf("held version %s: %w", bad, err))
 	}
@@ -162,14 +143,7 @@ func (b *bench) held(ctx context.Context, d *deployment) (sample, error) {
 	if got := livePods(d.obs.now(), role, good); !slices.Equal(got, pods) {
 		r.notes = append(r.notes, fmt.Sprintf("production's pods changed: %v before, %v after", pods, got))
 	}
-	// The alias back on the good version: Ready again, for the next run.
-	if _, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": good}); err != nil {
-		return r, err
-	}
-	if err := d.obs.waitFor(ctx, "Ready on version "+good+" after the alias moved back", readyTimeout, func(s view) bool { return readyOn(s.md, good) }); err != nil {
-		return r, b.withLogs(err)
-	}
-	return r, nil
+	return r, b.aliasBack(ctx, d, good)
 }
 
 // heldSummary is a line for the summary: how long BlueGreen took to hold

@@ -122,33 +122,21 @@ func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 	}
 	v, old := reg[0].Version, d.serving
 	r := sample{version: v}
-	stopLoad, err := b.startLoad(ctx, d)
-	if err != nil {
-		return r, err
-	}
 	blueGreen := d.md.Spec.BlueGreen()
-	d.obs.expect(promotionProbes(v, old, blueGreen))
-	moved, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": v})
-	if err != nil {
-		stopLoad()
-		return r, err
-	}
-	err = d.obs.waitMark(ctx, markReady, readyTimeout)
-	if err == nil && !blueGreen {
-		err = d.obs.waitMark(ctx, markOldGone, settleTimeout)
-	}
-	if err == nil && blueGreen {
+	err = b.timed(ctx, d, v, promotionProbes(v, old, blueGreen), &r, func() error {
+		if err := d.obs.waitMark(ctx, markReady, readyTimeout); err != nil {
+			return err
+		}
+		if !blueGreen {
+			return d.obs.waitMark(ctx, markOldGone, settleTimeout)
+		}
 		if kept := d.obs.waitMark(ctx, markOldKept, keptTimeout); kept != nil && ctx.Err() != nil {
-			err = kept
+			return kept
 		} else if kept != nil {
 			r.notes = append(r.notes, fmt.Sprintf("version %s's set was not seen running beside production at Ready: not kept for the scale-down delay", old))
 		}
-		if err == nil {
-			err = linger(ctx, proxyWindow)
-		}
-	}
-	r.load = stopLoad()
-	r.t = timeline{start: moved[0].DoneTime(), at: d.obs.marks()}
+		return linger(ctx, proxyWindow)
+	})
 	if err != nil {
 		return r, b.withLogs(fmt.Errorf("promotion of version %s: %w", v, err))
 	}
@@ -178,33 +166,58 @@ func (b *bench) rollback(ctx context.Context, d *deployment) (sample, error) {
 			return r, err
 		}
 	}
-	stopLoad, err := b.startLoad(ctx, d)
-	if err != nil {
-		return r, err
-	}
-	d.obs.expect(rollbackProbes(bad, good))
-	moved, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": bad})
-	if err != nil {
-		stopLoad()
-		return r, err
-	}
-	err = d.obs.waitMark(ctx, markRestored, readyTimeout)
-	if err == nil {
-		err = d.obs.waitFor(ctx, "the pods of version "+bad+" terminated", settleTimeout, func(s view) bool { return !anyPodOf(s, bad) })
-	}
-	r.load = stopLoad()
-	r.t = timeline{start: moved[0].DoneTime(), at: d.obs.marks()}
+	err = b.timed(ctx, d, bad, rollbackProbes(bad, good), &r, func() error {
+		if err := d.obs.waitMark(ctx, markRestored, readyTimeout); err != nil {
+			return err
+		}
+		return d.obs.waitFor(ctx, "the pods of version "+bad+" terminated", settleTimeout, func(s view) bool { return !anyPodOf(s, bad) })
+	})
 	if err != nil {
 		return r, b.withLogs(fmt.Errorf("rollback of version %s: %w", bad, err))
 	}
-	// The alias back on the good version: Ready again, for the next run.
-	if _, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": good}); err != nil {
-		return r, err
+	return r, b.aliasBack(ctx, d, good)
+}
+
+// timed moves d's alias to version with the client sending predictions
+// through the Service and the observer expecting probes, then runs wait;
+// r gets the client's counts and the timeline, from MLflow's answer to the
+// alias change.
+func (b *bench) timed(ctx context.Context, d *deployment, version string, probes []probe, r *sample, wait func() error) error {
+	stopLoad, err := b.startLoad(ctx, d)
+	if err != nil {
+		return err
+	}
+	d.obs.expect(probes)
+	moved, err := b.setAlias(ctx, d, version)
+	if err != nil {
+		stopLoad()
+		return err
+	}
+	err = wait()
+	r.load = stopLoad()
+	r.t = timeline{start: moved, at: d.obs.marks()}
+	return err
+}
+
+// setAlias moves d's alias to version; it returns when MLflow answered.
+func (b *bench) setAlias(ctx context.Context, d *deployment, version string) (time.Time, error) {
+	res, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "set_alias", "model": d.model, "alias": "champion", "version": version})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return res[0].DoneTime(), nil
+}
+
+// aliasBack moves the alias back to the good version after a scenario that
+// did not keep it, and waits for Ready on it, for the next run.
+func (b *bench) aliasBack(ctx context.Context, d *deployment, good string) error {
+	if _, err := b.setAlias(ctx, d, good); err != nil {
+		return err
 	}
 	if err := d.obs.waitFor(ctx, "Ready on version "+good+" after the alias moved back", readyTimeout, func(s view) bool { return readyOn(s.md, good) }); err != nil {
-		return r, b.withLogs(err)
+		return b.withLogs(err)
 	}
-	return r, nil
+	return nil
 }
 
 // linger waits for d, or until ctx ends.
