@@ -91,11 +91,9 @@ func switchSlots(s *scope) {
 }
 
 // switchBack tells whether a BlueGreen rollback can be a switch: the set
-// beside production runs the last good image, every pod of it available.
-func switchBack(md *v1alpha1.ModelDeployment, w *workloads) bool {
-	lg := md.Status.LastGood
-	if !md.Spec.BlueGreen() || lg == nil || w.candidate == nil || templateImage(w.candidate) != lg.Image {
-		return false
-	}
-	return candidateState(w.candidate, w.candidatePods).Ready
+// beside production (in.Candidate, as the decision read it) runs the last
+// good image, every pod of it available.
+func switchBack(in rollout.Input) bool {
+	c := in.Candidate
+	return in.BlueGreen && !in.LastGood.Empty() && c.Exists && c.Image == in.LastGood.Image && c.Ready && !c.Failed
 }

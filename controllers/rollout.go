@@ -136,7 +136,7 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		md.Status.Promoting = &v1alpha1.ServingVersionStatus{ModelVersionRef: *target, Since: &now}
 		r.startHistory(s, *target)
 		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, d.Reason, d.Message)
-		blueGreen := md.Spec.BlueGreen() && !in.Target.Empty() && s.w.candidate != nil
+		blueGreen := in.BlueGreen && s.w.candidate != nil
 		if blueGreen {
 			// The preview becomes production; the old set stays.
 			switchSlots(s)
@@ -174,7 +174,7 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		r.recordFailure(s, failed, d.Reason, d.Message, v1alpha1.OutcomeRolledBack)
 		md.Status.Promoting = nil
 		lg := md.Status.LastGood
-		if switchBack(md, s.w) {
+		if switchBack(in) {
 			// BlueGreen kept the last good version's set: switch to it.
 			switchSlots(s)
 		}
