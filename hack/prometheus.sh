@@ -2,8 +2,9 @@
 # Builds Prometheus and promtool from source through the Go module proxy (no
 # prebuilt release can be downloaded here) and caches them in bin/.
 # test/monitoring runs `promtool check metrics`, `promtool check rules` and
-# `promtool test rules`; test/install runs a real Prometheus that scrapes the
-# operator in the cluster and evaluates the shipped alerts.
+# `promtool test rules`, and runs a real Prometheus for the Canary analysis
+# client (internal/analysis); test/install runs a real Prometheus that
+# scrapes the operator in the cluster and evaluates the shipped alerts.
 #
 #   hack/prometheus.sh                        build both when not cached yet
 #   hack/prometheus.sh --print-path promtool  prints a binary's path and exits

@@ -1,7 +1,8 @@
 # Monitoring: Prometheus and promtool. test/monitoring runs promtool on the
-# operator's metrics exposition and on the alerts of config/prometheus;
-# test/install runs a real Prometheus against the operator in the cluster
-# (see docs/operations.md). Included by the Makefile.
+# operator's metrics exposition and on the alerts of config/prometheus, and
+# asks a real Prometheus through the Canary analysis client; test/install
+# runs a real Prometheus against the operator in the cluster (see
+# docs/operations.md). Included by the Makefile.
 
 # Both built from source by hack/prometheus.sh (version pinned there) into
 # bin/tools/prometheus-<version>/.
@@ -19,5 +20,5 @@ prometheus promtool: ## Build Prometheus and promtool from source into bin/tools
 	hack/prometheus.sh
 
 .PHONY: monitoring-test
-monitoring-test: prometheus ## Only the monitoring tests: promtool on the metrics exposition, the alerts and their rule tests; the dashboard's and alerts' metric names.
-	PROMTOOL="$(PROMTOOL)" go test ./test/monitoring/... $(GOTESTFLAGS)
+monitoring-test: prometheus ## Only the monitoring tests: promtool on the metrics exposition, the alerts and their rule tests; the dashboard's and alerts' metric names; the Canary analysis client against a real Prometheus.
+	PROMTOOL="$(PROMTOOL)" PROMETHEUS="$(PROMETHEUS)" go test ./test/monitoring/... $(GOTESTFLAGS)

@@ -5,14 +5,17 @@
 // rules` with config/prometheus/tests), each alert's runbook in
 // docs/operations.md, and that every query of the alerts and of the Grafana
 // dashboard (config/grafana/mlflow-operator.json) names a metric the
-// operator exports.
+// operator exports. It also runs a real Prometheus and asks it, through the
+// client of the Canary analysis (internal/analysis), for the values and the
+// failures a tenant's query can give.
 //
-// The promtool tests need PROMTOOL, the path of the promtool binary (`make
-// test` sets it from hack/prometheus.sh, which builds it); without it they
-// are skipped, with a promtool that does not run they fail. The others
-// always run:
+// The promtool tests need PROMTOOL, the path of the promtool binary, and the
+// analysis test PROMETHEUS, the Prometheus binary's (`make test` sets both
+// from hack/prometheus.sh, which builds them); without them they are
+// skipped, with a binary that does not run they fail. The others always
+// run:
 //
-//	PROMTOOL=$(hack/prometheus.sh --print-path promtool) go test ./test/monitoring/
+//	PROMTOOL=$(hack/prometheus.sh --print-path promtool) PROMETHEUS=$(hack/prometheus.sh --print-path prometheus) go test ./test/monitoring/
 package monitoring
 
 import (
