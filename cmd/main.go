@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"io/fs"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -56,6 +57,7 @@ func main() {
 		watchNamespaces                   string
 		notifications                     bool
 		requestMetricsImage               string
+		prometheusURL                     string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to clients that the API server authenticates and authorizes.")
@@ -98,6 +100,9 @@ func main() {
 	flag.StringVar(&requestMetricsImage, "request-metrics-image", os.Getenv("MLFLOW_OPERATOR_IMAGE"),
 		"Image of the request-metrics sidecar ModelDeployments add with spec.serving.requestMetrics: the operator's own image, which ships /request-metrics "+
 			"(default $MLFLOW_OPERATOR_IMAGE, which the install sets to the operator's image). Empty: such ModelDeployments serve without the sidecar and say so in their RequestMetrics condition.")
+	flag.StringVar(&prometheusURL, "analysis-prometheus-url", "",
+		"Base URL of the Prometheus server that Canary rollouts' PromQL analyses query (e.g. http://prometheus.monitoring:9090). "+
+			"ModelDeployments give queries, never servers; their results appear in the ModelDeployments' status, so point it at a server (or a label-enforcing proxy) whose metrics every tenant may read. Empty: PromQL analyses fail their step, saying so.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -160,7 +165,14 @@ func main() {
 		BuildsPerNamespace: buildsPerNamespace, BuildTimeout: buildTimeout, RegistryGrants: grants, WebhookCertDir: webhookCertDir,
 		// The downward API sets POD_NAMESPACE (config/manager); the serving
 		// pods' NetworkPolicies then admit the operator's smoke tests.
-		OperatorNamespace: os.Getenv("POD_NAMESPACE"), Notifications: notifications, RequestMetricsImage: requestMetricsImage}
+		OperatorNamespace: os.Getenv("POD_NAMESPACE"), Notifications: notifications, RequestMetricsImage: requestMetricsImage,
+		PrometheusURL: prometheusURL}
+	if prometheusURL != "" {
+		if u, err := url.Parse(prometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			log.Error(err, "Invalid --analysis-prometheus-url: want an http:// or https:// URL", "value", prometheusURL)
+			os.Exit(1)
+		}
+	}
 	if requestMetricsImage == "" {
 		log.Info("No --request-metrics-image (MLFLOW_OPERATOR_IMAGE is empty): ModelDeployments that ask for request metrics serve without the sidecar")
 	}

@@ -57,6 +57,12 @@ func (r *ModelDeploymentReconciler) createPreview(ctx context.Context, s *scope,
 		return r.deleteCandidate(ctx, w)
 	}
 	replicas := previewReplicas(md, w.production)
+	if md.Spec.Canary() && w.production != nil && !servedBefore(md, target.Image) {
+		// The canary set starts with its first step's pods; it grows
+		// step by step (canary.go). A version that served before switches
+		// back at once and needs the whole set.
+		replicas = canaryReplicas(md, w.production, 0)
+	}
 	dep := resources.PreviewDeployment(md, r.workload(md, target.Image, target.Version), replicas)
 	if err := r.checkOwnership(ctx, md, dep); err != nil {
 		return err

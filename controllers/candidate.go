@@ -49,30 +49,44 @@ func (r *ModelDeploymentReconciler) smokeTest(s *scope) (smoke rollout.Smoke, pe
 // runSmokeTest sends md's smoke test request (the spec's, else the model's
 // input example) to pod.
 func (r *ModelDeploymentReconciler) runSmokeTest(ctx context.Context, md *v1alpha1.ModelDeployment, version string, pod *corev1.Pod) rollout.Smoke {
-	body := []byte(md.Spec.Rollout.SmokeTest.Request)
-	if len(body) == 0 {
-		if r.Examples == nil {
-			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
-				Message: "this operator has no source of input examples and spec.rollout.smokeTest.request is empty"}
-		}
-		example, err := r.Examples.Example(ctx, md, version)
-		if err != nil {
-			return rollout.Smoke{Ran: true, Message: "cannot read the model's input example: " + err.Error()}
-		}
-		if example == nil {
-			return rollout.Smoke{Ran: true, OK: true, NoRequest: true,
-				Message: "the model was logged without an input example (serving_input_example.json) and spec.rollout.smokeTest.request is empty"}
-		}
-		body = example
+	body, none, err := r.smokeRequest(ctx, md, version)
+	switch {
+	case err != nil:
+		return rollout.Smoke{Ran: true, Message: err.Error()}
+	case body == nil:
+		return rollout.Smoke{Ran: true, OK: true, NoRequest: true, Message: none}
 	}
-	tester := r.SmokeTester
-	if tester == nil {
-		tester = smoketest.HTTP{}
-	}
-	if err := tester.Test(ctx, pod, md.Spec.ServingPort(), md.Spec.SmokeTestPath(), body, md.Spec.SmokeTestTimeout()); err != nil {
+	if err := r.tester().Test(ctx, pod, md.Spec.ServingPort(), md.Spec.SmokeTestPath(), body, md.Spec.SmokeTestTimeout()); err != nil {
 		return rollout.Smoke{Ran: true, Message: err.Error()}
 	}
 	return rollout.Smoke{Ran: true, OK: true}
+}
+
+// smokeRequest is the request a version of md answers in its smoke test
+// and canary probes: spec.rollout.smokeTest.request, else the model's
+// input example. Without either it is nil and none says why.
+func (r *ModelDeploymentReconciler) smokeRequest(ctx context.Context, md *v1alpha1.ModelDeployment, version string) (body []byte, none string, err error) {
+	if req := md.Spec.Rollout.SmokeTest.Request; req != "" {
+		return []byte(req), "", nil
+	}
+	if r.Examples == nil {
+		return nil, "this operator has no source of input examples and spec.rollout.smokeTest.request is empty", nil
+	}
+	example, err := r.Examples.Example(ctx, md, version)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot read the model's input example: %w", err)
+	}
+	if example == nil {
+		return nil, "the model was logged without an input example (serving_input_example.json) and spec.rollout.smokeTest.request is empty", nil
+	}
+	return example, "", nil
+}
+
+func (r *ModelDeploymentReconciler) tester() SmokeTester {
+	if r.SmokeTester == nil {
+		return smoketest.HTTP{}
+	}
+	return r.SmokeTester
 }
 
 // markVerified records on the candidate that image passed its smoke test.

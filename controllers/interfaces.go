@@ -53,6 +53,12 @@ type SmokeTester interface {
 	Test(ctx context.Context, pod *corev1.Pod, port int32, path string, body []byte, timeout time.Duration) error
 }
 
+// MetricsQuerier gives the value of a PromQL query (internal/analysis's
+// Prometheus).
+type MetricsQuerier interface {
+	Value(ctx context.Context, query string) (float64, error)
+}
+
 // Notifier tells the people who subscribed to a ModelDeployment's rollout
 // about an event recorded on it (internal/notify). It never blocks.
 type Notifier interface {

@@ -77,6 +77,11 @@ type ModelDeploymentReconciler struct {
 	// now (MLflow webhooks, finished builds).
 	Triggers <-chan event.GenericEvent
 
+	// Prometheus answers the PromQL queries of canary analyses: the
+	// server the administrator configured (--analysis-prometheus-url);
+	// nil when none is, and a query then fails its step.
+	Prometheus MetricsQuerier
+
 	// Notifier, when set, hears every event recorded on a ModelDeployment
 	// (notifications to Slack, Teams, webhooks).
 	Notifier Notifier
@@ -89,6 +94,8 @@ type ModelDeploymentReconciler struct {
 	// smokes runs smoke tests away from the reconcile workers
 	// (SetupWithManager makes it).
 	smokes *smoketest.Runner[rollout.Smoke]
+	// analyses runs canary step analyses the same way.
+	analyses *smoketest.Runner[rollout.Analysis]
 
 	// changes are the registry changes on their way to Ready, for the
 	// promotion latency metric (SetupWithManager makes it; nil measures
@@ -297,6 +304,9 @@ func (r *ModelDeploymentReconciler) forget(key types.NamespacedName) {
 	if r.Images != nil {
 		r.Images.Forget(key)
 	}
+	if r.analyses != nil {
+		r.analyses.Forget(key.Namespace, key.Name)
+	}
 	if r.smokes != nil {
 		r.smokes.Forget(key.Namespace, key.Name)
 	}
@@ -413,16 +423,18 @@ func (r *ModelDeploymentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.smokes == nil {
-		// A finished smoke test reconciles its object again. The buffer
-		// drops nothing in practice; a lost trigger costs the pass's
-		// safety requeue.
+		// A finished smoke test or canary analysis reconciles its object
+		// again. The buffer drops nothing in practice; a lost trigger
+		// costs the pass's safety requeue.
 		done := make(chan event.GenericEvent, 1024)
-		r.smokes = &smoketest.Runner[rollout.Smoke]{Done: func(namespace, name string) {
+		again := func(namespace, name string) {
 			select {
 			case done <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}:
 			default:
 			}
-		}}
+		}
+		r.smokes = &smoketest.Runner[rollout.Smoke]{Done: again}
+		r.analyses = &smoketest.Runner[rollout.Analysis]{Done: again}
 		b = b.WatchesRawSource(source.Channel(done, &handler.EnqueueRequestForObject{}))
 	}
 	if r.Triggers != nil {

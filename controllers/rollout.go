@@ -13,6 +13,7 @@ import (
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
 	"github.com/mlflow-operator/mlflow-operator/internal/rollout"
 	"github.com/mlflow-operator/mlflow-operator/internal/status"
+	"github.com/mlflow-operator/mlflow-operator/internal/text"
 )
 
 // reconcileRollout decides, with rollout.Decide, what happens to the target
@@ -47,8 +48,16 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	in.ApprovalRequired = md.Spec.ApprovalRequired()
 	in.Approved, in.Aborted = approvalInput(md)
 	blueGreenInput(md, &in)
+	canaryInput(s, &in)
 
 	d := rollout.Decide(in)
+	if d.Action == rollout.ActionAnalyze {
+		if out, pending := r.analyze(s); !pending {
+			in.Canary.Analysis = out
+			md.Status.Canary.Analysis = text.Shorten(out.Message, 1024)
+			d = rollout.Decide(in)
+		}
+	}
 	if d.Action == rollout.ActionSmokeTest {
 		if smoke, pending := r.smokeTest(s); !pending {
 			in.Smoke = smoke
@@ -62,7 +71,7 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	}
 	s.requeue(d.RequeueAfter)
 	switch d.Action {
-	case rollout.ActionCreateCandidate, rollout.ActionPromote, rollout.ActionDeleteCandidate:
+	case rollout.ActionCreateCandidate, rollout.ActionPromote, rollout.ActionDeleteCandidate, rollout.ActionCanaryStep:
 		// Look again soon: an apply that changes nothing sends no event, and
 		// the cache may not show this pass's writes yet.
 		s.requeue(2 * time.Second)
@@ -71,10 +80,13 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	case rollout.ActionSmokeTest:
 		// Its end reconciles again; this is in case that trigger is lost.
 		s.requeue(md.Spec.SmokeTestTimeout() + 5*time.Second)
+	case rollout.ActionAnalyze:
+		s.requeue(analysisRequeue)
 	}
 	switch d.Action {
 	case rollout.ActionPromote, rollout.ActionFailCandidate:
 		r.smokes.Forget(md.Namespace, md.Name)
+		r.analyses.Forget(md.Namespace, md.Name)
 	}
 	r.recordGate(s, d)
 	if err := r.act(ctx, s, in, d); err != nil {
@@ -109,7 +121,14 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionFalse, d.Reason, d.Message)
 		s.wait(d.Reason, d.Message)
 
+	case rollout.ActionAnalyze:
+		s.wait(d.Reason, d.Message)
+
+	case rollout.ActionCanaryStep:
+		return r.canaryStep(ctx, s, d)
+
 	case rollout.ActionCreateCandidate:
+		md.Status.Canary = nil
 		if md.Spec.BlueGreen() {
 			if err := r.createPreview(ctx, s, *target); err != nil {
 				return err
@@ -138,9 +157,11 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, d.Reason, d.Message)
 		blueGreen := in.BlueGreen && s.w.candidate != nil
 		if blueGreen {
-			// The preview becomes production; the old set stays.
+			// The preview (or the canary set, grown to production's
+			// size) becomes production; the old set stays.
 			switchSlots(s)
 		}
+		md.Status.Canary = nil
 		// Recorded before the candidate goes and production changes.
 		if err := r.persist(ctx, s); err != nil {
 			return err
@@ -158,7 +179,13 @@ func (r *ModelDeploymentReconciler) act(ctx context.Context, s *scope, in rollou
 		s.wait(v1alpha1.ReasonRollingOut, d.Message)
 
 	case rollout.ActionFailCandidate:
-		if err := r.deleteCandidate(ctx, s.w); err != nil {
+		if md.Status.Canary != nil {
+			// The canary took traffic: the Service goes back to
+			// production alone in this pass, and the next deletes the
+			// set (the failed version's candidate), once no Service
+			// selects it.
+			md.Status.Canary = nil
+		} else if err := r.deleteCandidate(ctx, s.w); err != nil {
 			return err
 		}
 		r.recordFailure(s, *target, d.Reason, d.Message, v1alpha1.OutcomeFailed)

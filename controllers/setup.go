@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	"github.com/mlflow-operator/mlflow-operator/internal/analysis"
 	"github.com/mlflow-operator/mlflow-operator/internal/builds"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
@@ -102,6 +103,12 @@ type Options struct {
 	// OperatorNamespace (internal/notify; docs/notifications.md). Needs
 	// OperatorNamespace.
 	Notifications bool
+	// PrometheusURL is the Prometheus server canary analyses query
+	// (--analysis-prometheus-url); empty: none, and a ModelDeployment's
+	// PromQL analysis fails its step saying so. Tenants give queries, never
+	// servers: the operator must not be made to reach a host of their
+	// choosing.
+	PrometheusURL string
 }
 
 // RegistryGrant lets the builds of Namespace ("*": every namespace) use the
@@ -240,6 +247,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		Triggers:                triggers,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		RequestMetricsImage:     o.RequestMetricsImage,
+	}
+	if o.PrometheusURL != "" {
+		r.Prometheus = &analysis.Prometheus{URL: o.PrometheusURL}
 	}
 	if o.OperatorNamespace != "" {
 		r.OperatorPeer = &networkingv1.NetworkPolicyPeer{

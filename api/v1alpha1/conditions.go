@@ -141,6 +141,15 @@ const (
 	// ReasonAborted: the abort annotation rejected a version that waited
 	// for approval; it is held as a failed version, production untouched.
 	ReasonAborted Reason = "Aborted"
+	// ReasonCanaryStep: a Canary rollout's new version takes a share of
+	// the Service's pods (status.canary says which step).
+	ReasonCanaryStep Reason = "CanaryStep"
+	// ReasonCanaryNotReady: a canary step's pods were not all Ready within
+	// the progress deadline; the rollout was aborted.
+	ReasonCanaryNotReady Reason = "CanaryNotReady"
+	// ReasonAnalysisFailed: a canary step failed its analysis; the rollout
+	// was aborted, the Service back on production alone.
+	ReasonAnalysisFailed Reason = "AnalysisFailed"
 	// ReasonApplyFailed: the API server refused an owned object (an
 	// admission policy, a quota, a webhook, an invalid field).
 	ReasonApplyFailed Reason = "ApplyFailed"
@@ -191,6 +200,9 @@ const (
 	ActionSuspend  EventAction = "Suspend"
 	// ActionApprove: the approval gate held, or let through, a version.
 	ActionApprove EventAction = "Approve"
+	// ActionCanary: a Canary rollout moved to a step, or a step was
+	// analysed.
+	ActionCanary EventAction = "Canary"
 	// ActionReconcile: a step of the reconcile failed and is retried.
 	ActionReconcile EventAction = "Reconcile"
 )

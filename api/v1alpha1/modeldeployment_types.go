@@ -88,6 +88,12 @@ type ModelDeploymentStatus struct {
 	// +optional
 	ActiveSlot Slot `json:"activeSlot,omitempty"`
 
+	// Canary is where a Canary rollout stands while the new version's set
+	// takes a share of the Service's pods: the Service then selects both
+	// sets. Absent otherwise.
+	// +optional
+	Canary *CanaryStatus `json:"canary,omitempty"`
+
 	// LastGood is the last version that rolled out completely; rollbacks
 	// return to it.
 	// +optional

@@ -400,6 +400,7 @@ type SmokeTestSpec struct {
 
 // RolloutSpec configures how a new version reaches production.
 // +kubebuilder:validation:XValidation:rule="!has(self.blueGreen) || self.strategy == 'BlueGreen'",message="blueGreen is only read with strategy: BlueGreen; remove it or set the strategy"
+// +kubebuilder:validation:XValidation:rule="!has(self.canary) || self.strategy == 'Canary'",message="canary is only read with strategy: Canary; remove it or set the strategy"
 type RolloutSpec struct {
 	// ProgressDeadline is how long a candidate may take to become Ready and a
 	// rollout may go without progress before the version is marked failed.
@@ -433,7 +434,13 @@ type RolloutSpec struct {
 	// (a rollback, or the model reference moved back) is a switch of the
 	// Service, without starting a pod. BlueGreen runs twice the pods while
 	// a new version is verified and for the delay after the switch (mind
-	// the namespace's quota).
+	// the namespace's quota). Canary: a small set of the new version starts
+	// beside production, unexposed, and is verified; it then takes a
+	// growing share of the Service's pods in canary.steps, each held for
+	// its pause and checked by canary.analysis, and the Service switches
+	// to it after the last step, the old set kept as for BlueGreen; a
+	// failed step or a failing canary pod puts the Service back on
+	// production alone.
 	// +optional
 	// +kubebuilder:default=RollingUpdate
 	Strategy RolloutStrategy `json:"strategy,omitempty"`
@@ -441,6 +448,10 @@ type RolloutSpec struct {
 	// BlueGreen tunes the BlueGreen strategy; only with strategy BlueGreen.
 	// +optional
 	BlueGreen *BlueGreenSpec `json:"blueGreen,omitempty"`
+
+	// Canary tunes the Canary strategy; only with strategy Canary.
+	// +optional
+	Canary *CanarySpec `json:"canary,omitempty"`
 
 	// MaxSurge is how many pods of the new version the production
 	// Deployment may start above the wanted count during a rollout (no pod

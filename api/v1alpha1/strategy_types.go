@@ -7,7 +7,7 @@ import (
 )
 
 // RolloutStrategy is how a verified version replaces the serving one.
-// +kubebuilder:validation:Enum=RollingUpdate;BlueGreen
+// +kubebuilder:validation:Enum=RollingUpdate;BlueGreen;Canary
 type RolloutStrategy string
 
 const (
@@ -18,6 +18,12 @@ const (
 	// beside production, switches the Service to it at once and keeps the
 	// old set for scaleDownDelay.
 	StrategyBlueGreen RolloutStrategy = "BlueGreen"
+	// StrategyCanary starts and verifies a small set of the new version
+	// beside production, gives it a growing share of the Service's pods
+	// step by step, each step held for a pause and optionally analysed, and
+	// switches the Service to it after the last step; a failed step puts
+	// the Service back on production at once.
+	StrategyCanary RolloutStrategy = "Canary"
 )
 
 // BlueGreenSpec tunes the BlueGreen strategy.
@@ -56,14 +62,28 @@ func (s Slot) Other() Slot {
 	return SlotBlue
 }
 
-// BlueGreen tells whether new versions roll out blue-green.
-func (s *ModelDeploymentSpec) BlueGreen() bool { return s.Rollout.Strategy == StrategyBlueGreen }
+// BlueGreen tells whether new versions start in the slot beside
+// production and reach it by a switch of the Service: with BlueGreen, and
+// with Canary, whose canary set is that slot's Deployment.
+func (s *ModelDeploymentSpec) BlueGreen() bool {
+	return s.Rollout.Strategy == StrategyBlueGreen || s.Rollout.Strategy == StrategyCanary
+}
 
-// ScaleDownDelay is how long BlueGreen keeps the old set after a switch:
-// 30s when unset, clamped to the CRD's bounds.
+// Canary tells whether new versions roll out in canary steps.
+func (s *ModelDeploymentSpec) Canary() bool { return s.Rollout.Strategy == StrategyCanary }
+
+// ScaleDownDelay is how long BlueGreen and Canary keep the old set after a
+// switch: 30s when unset, clamped to the CRD's bounds.
 func (s *ModelDeploymentSpec) ScaleDownDelay() time.Duration {
-	if s.Rollout.BlueGreen == nil || s.Rollout.BlueGreen.ScaleDownDelay == nil {
+	var d *metav1.Duration
+	switch {
+	case s.Canary() && s.Rollout.Canary != nil:
+		d = s.Rollout.Canary.ScaleDownDelay
+	case !s.Canary() && s.Rollout.BlueGreen != nil:
+		d = s.Rollout.BlueGreen.ScaleDownDelay
+	}
+	if d == nil {
 		return DefaultScaleDownDelay
 	}
-	return min(max(s.Rollout.BlueGreen.ScaleDownDelay.Duration, 0), MaxScaleDownDelay)
+	return min(max(d.Duration, 0), MaxScaleDownDelay)
 }

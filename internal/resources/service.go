@@ -9,14 +9,15 @@ import (
 )
 
 // Service is the ClusterIP Service in front of the production pods (never a
-// candidate's).
+// candidate's), and of a Canary rollout's canary pods while it takes
+// traffic.
 func Service(md *v1alpha1.ModelDeployment) *corev1.Service {
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: objectMeta(md, md.Name),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
-			Selector: SelectorLabels(md),
+			Selector: ServiceSelectorLabels(md),
 			Ports: []corev1.ServicePort{{
 				Name:       PortName,
 				Protocol:   corev1.ProtocolTCP,

@@ -45,6 +45,18 @@ func SelectorLabels(md *v1alpha1.ModelDeployment) map[string]string {
 	return SlotSelectorLabels(md, md.Status.ActiveSlot)
 }
 
+// ServiceSelectorLabels are the Service's selector: the production pods,
+// and while a Canary rollout's set takes traffic (status.canary) the pods
+// of both slots: every pod labelled with the ModelDeployment's name. The
+// reconciler gives the canary traffic only when no other serving
+// Deployment (a RollingUpdate candidate) is left.
+func ServiceSelectorLabels(md *v1alpha1.ModelDeployment) map[string]string {
+	if md.Status.Canary != nil {
+		return map[string]string{v1alpha1.LabelName: md.Name}
+	}
+	return SelectorLabels(md)
+}
+
 // ProductionName is the name of the Deployment serving production now.
 func ProductionName(md *v1alpha1.ModelDeployment) string {
 	return SlotName(md, md.Status.ActiveSlot)

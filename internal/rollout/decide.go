@@ -93,6 +93,10 @@ type Input struct {
 	BlueGreen      bool
 	ScaleDownAt    time.Time
 	ScaleDownDelay time.Duration
+	// Canary: the strategy is Canary (BlueGreen is set too: the canary set
+	// is the slot beside production, and the last step is BlueGreen's
+	// switch); nil otherwise.
+	Canary *CanaryInput
 }
 
 // Action is what the reconciler does next.
@@ -128,6 +132,11 @@ const (
 	// ActionAwaitApproval: the target passed verification and waits for a
 	// person's approval; its candidate stays, production is not touched.
 	ActionAwaitApproval Action = "AwaitApproval"
+	// ActionCanaryStep: move the canary to Decision.Step: size the canary
+	// set for the step's weight; the Service selects it beside production.
+	ActionCanaryStep Action = "CanaryStep"
+	// ActionAnalyze: run the analysis of the current canary step.
+	ActionAnalyze Action = "Analyze"
 )
 
 // Decision is the next action, why, and when to look again.
@@ -145,6 +154,8 @@ type Decision struct {
 	// ActionPromote the approve annotation let through; Aborted with the
 	// ActionFailCandidate the abort annotation asked for.
 	Approval v1alpha1.Reason
+	// Step is the canary step ActionCanaryStep moves to.
+	Step int
 }
 
 // Decide is the rollout's next step. A new image is first run as a
@@ -244,6 +255,9 @@ func decideCandidate(in Input) Decision {
 	// promote says what was checked and how the promotion goes; the
 	// approval gate may hold it.
 	promote := func(reason v1alpha1.Reason, checked, how string) Decision {
+		if canarySteps(in) && reason != v1alpha1.ReasonPreviouslyServed {
+			return startCanary(in, gate(in, Decision{Action: ActionPromote, Reason: reason, Message: checked + "; promoting in canary steps"}, checked, " in canary steps"))
+		}
 		if in.BlueGreen && how == "" {
 			how = " by switching the Service to its set"
 		}
@@ -255,11 +269,16 @@ func decideCandidate(in Input) Decision {
 		return promote(v1alpha1.ReasonPreviouslyServed, served, " without a new candidate")
 	case !c.Exists || c.Image != target.Image:
 		what := "a candidate"
-		if in.BlueGreen {
+		switch {
+		case in.Canary != nil:
+			what = "the canary set"
+		case in.BlueGreen:
 			what = "the preview set"
 		}
 		return Decision{Action: ActionCreateCandidate, Reason: v1alpha1.ReasonCandidateStarting,
 			Message: fmt.Sprintf("starting %s of version %s", what, target.Version)}
+	case in.Canary != nil && in.Canary.Step >= 0:
+		return decideCanary(in)
 	case c.Failed:
 		return Decision{Action: ActionFailCandidate, Reason: v1alpha1.ReasonCandidateFailed,
 			Message: fmt.Sprintf("candidate of version %s failed: %s", target.Version, c.FailMessage)}

@@ -43,7 +43,7 @@ func ours(path string) (string, bool) {
 
 func TestImportRules(t *testing.T) {
 	pure := []string{"resources", "rollout", "status"}
-	adapters := []string{"mlflow", "imagebuild", "pydeps", "smoketest", "registryauth", "failure", "text"}
+	adapters := []string{"mlflow", "imagebuild", "pydeps", "smoketest", "analysis", "registryauth", "failure", "text"}
 	rules := []struct {
 		dir string
 		// allowed: the only packages of ours it may import.

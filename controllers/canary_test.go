@@ -1,0 +1,142 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
+)
+
+// toCanary moves a serving ModelDeployment to strategy Canary with these
+// steps (weight, pause) and a probe analysis of n requests.
+func toCanary(t *testing.T, md *v1alpha1.ModelDeployment, probes int32, steps ...v1alpha1.CanaryStep) {
+	t.Helper()
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+		m.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Steps: steps, ScaleDownDelay: &metav1.Duration{Duration: time.Hour},
+			Analysis: &v1alpha1.CanaryAnalysis{Probe: &v1alpha1.ProbeAnalysis{Requests: probes, MinSuccessPercent: 100}}}
+	})
+}
+
+func step(weight int32, pause time.Duration) v1alpha1.CanaryStep {
+	return v1alpha1.CanaryStep{Weight: weight, Pause: &metav1.Duration{Duration: pause}}
+}
+
+// serviceSelector reads the selector of md's Service.
+func serviceSelector(t *testing.T, md *v1alpha1.ModelDeployment) map[string]string {
+	t.Helper()
+	svc := &corev1.Service{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), svc); err != nil {
+		t.Fatal(err)
+	}
+	return svc.Spec.Selector
+}
+
+// atStep waits for status.canary to be at step i with replicas canary pods
+// and the Service to select both sets (the ModelDeployment's name alone).
+func atStep(t *testing.T, md *v1alpha1.ModelDeployment, i, replicas, weight int32) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("canary at step %d", i), func() error {
+		cs := getMD(t, md).Status.Canary
+		if cs == nil || cs.Step != i {
+			return fmt.Errorf("status.canary %+v", cs)
+		}
+		if cs.Replicas != replicas || cs.Weight != weight {
+			return fmt.Errorf("step %d: %d replicas at %d%%, want %d at %d%%", i, cs.Replicas, cs.Weight, replicas, weight)
+		}
+		if sel := serviceSelector(t, md); len(sel) != 1 || sel[v1alpha1.LabelName] != md.Name {
+			return fmt.Errorf("the Service selects %v, want both sets (%s=%s alone)", sel, v1alpha1.LabelName, md.Name)
+		}
+		if got := ptr.Deref(slotDeployment(t, md, v1alpha1.SlotBlue).Spec.Replicas, 0); got != replicas {
+			return fmt.Errorf("the canary set has %d replicas, want %d", got, replicas)
+		}
+		return nil
+	})
+	// The step's replicas and the verified annotation moved the set's
+	// generation; a real deployment controller observes that at once.
+	testenv.CompleteDeployment(t, k8s, client.ObjectKeyFromObject(slotDeployment(t, md, v1alpha1.SlotBlue)))
+}
+
+// TestCanaryStepsThenSwitch: with 3 production pods, version 2's canary set
+// starts with one pod in blue, unexposed, and is smoke-tested; then the
+// Service selects both sets (1 of 4 pods: 25 %), the step is probed, the
+// set grows to 3 for the 50 % step, is probed again, and the Service
+// switches to blue.
+func TestCanaryStepsThenSwitch(t *testing.T) {
+	srv := newScoringServer(t)
+	md := serving(t, srv)
+	d := slotDeployment(t, md, "")
+	d.Spec.Replicas = ptr.To[int32](3)
+	if err := k8s.Update(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	completeRollout(t, md)
+	toCanary(t, md, 3, step(25, 3*time.Second), step(50, 0))
+
+	moveTo(t, md, "2", imageV2)
+	previewUp(t, md, v1alpha1.SlotBlue, imageV2, 1)
+	atStep(t, md, 0, 1, 25)
+	if m := getMD(t, md); m.Status.ActiveSlot != "" || m.Status.Serving.Version != "1" {
+		t.Fatalf("during the first step: activeSlot %q, serving %+v; want production unchanged", m.Status.ActiveSlot, m.Status.Serving)
+	}
+	atStep(t, md, 1, 3, 50)
+	switchedTo(t, md, v1alpha1.SlotBlue)
+	eventually(t, "switched to blue", activeIs(t, md, v1alpha1.SlotBlue, "2"))
+
+	if reqs := srv.requests(); len(reqs) != 7 {
+		t.Errorf("scoring server received %d requests, want 7 (the smoke test, then 3 probes per step)", len(reqs))
+	}
+	m := getMD(t, md)
+	if m.Status.Canary != nil {
+		t.Errorf("status.canary %+v after the switch, want none", m.Status.Canary)
+	}
+}
+
+// TestCanaryAnalysisFailureAborts: a canary step whose probes fail puts
+// the Service back on production alone, marks the version failed, deletes
+// the canary set and leaves production as it was.
+func TestCanaryAnalysisFailureAborts(t *testing.T) {
+	srv := newScoringServer(t)
+	md := serving(t, srv)
+	toCanary(t, md, 4, step(50, 3*time.Second))
+	n := ptr.Deref(slotDeployment(t, md, "").Spec.Replicas, 1) // 50 %: as many as production
+	moveTo(t, md, "2", imageV2)
+	previewUp(t, md, v1alpha1.SlotBlue, imageV2, n)
+	atStep(t, md, 0, n, 50)
+	srv.setStatus(http.StatusInternalServerError) // version 2 breaks under traffic
+
+	eventually(t, "aborted", func() error {
+		m := getMD(t, md)
+		if m.Status.Canary != nil {
+			return fmt.Errorf("status.canary %+v", m.Status.Canary)
+		}
+		if c := condition(m, v1alpha1.ConditionCandidateVerified); c == nil || c.Reason != string(v1alpha1.ReasonAnalysisFailed) ||
+			!strings.Contains(c.Message, "0 of 4 requests answered") || !strings.Contains(c.Message, "back on production alone") {
+			return fmt.Errorf("CandidateVerified %+v", c)
+		}
+		if sel := serviceSelector(t, md); sel[v1alpha1.LabelRole] != v1alpha1.RoleProduction {
+			return fmt.Errorf("the Service selects %v, want production alone", sel)
+		}
+		if slotDeployment(t, md, v1alpha1.SlotBlue) != nil {
+			return fmt.Errorf("the canary set is still there")
+		}
+		return nil
+	})
+	m := getMD(t, md)
+	if m.Status.Serving == nil || m.Status.Serving.Version != "1" || image(slotDeployment(t, md, "")) != imageV1 {
+		t.Errorf("production should still serve version 1: serving %+v", m.Status.Serving)
+	}
+	if len(m.Status.History) == 0 || m.Status.History[0].Version != "2" || m.Status.History[0].Outcome != v1alpha1.OutcomeFailed {
+		t.Errorf("history %+v, want version 2 failed first", m.Status.History)
+	}
+}
