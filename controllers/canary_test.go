@@ -14,6 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
+	"github.com/mlflow-operator/mlflow-operator/controllers"
+	"github.com/mlflow-operator/mlflow-operator/internal/analysis"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/operator"
+	"github.com/mlflow-operator/mlflow-operator/test/harness/promserver"
 	"github.com/mlflow-operator/mlflow-operator/test/harness/testenv"
 )
 
@@ -139,4 +143,44 @@ func TestCanaryAnalysisFailureAborts(t *testing.T) {
 	if len(m.Status.History) == 0 || m.Status.History[0].Version != "2" || m.Status.History[0].Outcome != v1alpha1.OutcomeFailed {
 		t.Errorf("history %+v, want version 2 failed first", m.Status.History)
 	}
+}
+
+// TestCanaryPrometheusAnalysisAborts: a step analysed by a PromQL query
+// against a real Prometheus (the administrator's, given to the operator)
+// whose value is below its minimum is aborted, the value and the bound in
+// the condition; the query's placeholders were replaced (the sample
+// carries the ModelDeployment's namespace back).
+func TestCanaryPrometheusAnalysisAborts(t *testing.T) {
+	prom := promserver.Start(t, "")
+	restartOperator(t, operator.WithReconciler(controllers.ModelDeploymentReconciler{
+		Resolver: fake, Images: fake, Examples: fake, RequestMetricsImage: sidecarImage,
+		Prometheus: &analysis.Prometheus{URL: prom},
+	}))
+	srv := newScoringServer(t)
+	md := serving(t, srv)
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+		m.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Steps: []v1alpha1.CanaryStep{step(50, 0)},
+			Analysis: &v1alpha1.CanaryAnalysis{Prometheus: &v1alpha1.PrometheusAnalysis{
+				// 0.5 when {{namespace}} became the namespace; no
+				// sample otherwise (the label would not match).
+				Query: `sum(label_replace(vector(0.5), "ns", "{{namespace}}", "", "") * on(ns) label_replace(vector(1), "ns", "` + m.Namespace + `", "", ""))`,
+				Min:   "0.99",
+			}}}
+	})
+	n := ptr.Deref(slotDeployment(t, md, "").Spec.Replicas, 1)
+	moveTo(t, md, "2", imageV2)
+	previewUp(t, md, v1alpha1.SlotBlue, imageV2, n)
+	atStep(t, md, 0, n, 50)
+	eventually(t, "aborted by the query", func() error {
+		m := getMD(t, md)
+		c := condition(m, v1alpha1.ConditionCandidateVerified)
+		if c == nil || c.Reason != string(v1alpha1.ReasonAnalysisFailed) || !strings.Contains(c.Message, "0.5 is below the minimum 0.99") {
+			return fmt.Errorf("CandidateVerified %+v", c)
+		}
+		if sel := serviceSelector(t, md); sel[v1alpha1.LabelRole] != v1alpha1.RoleProduction {
+			return fmt.Errorf("the Service selects %v, want production alone", sel)
+		}
+		return nil
+	})
 }

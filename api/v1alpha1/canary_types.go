@@ -99,6 +99,7 @@ type ProbeAnalysis struct {
 
 // PrometheusAnalysis is a PromQL query whose value must lie within bounds.
 // +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="set min, max or both: a query without bounds checks nothing"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || !self.min.matches('^[-+]?[0-9]+(\\\\.[0-9]+)?([eE][-+]?[0-9]+)?$') || !self.max.matches('^[-+]?[0-9]+(\\\\.[0-9]+)?([eE][-+]?[0-9]+)?$') || double(self.min) <= double(self.max)",message="min must not be greater than max: no value could pass"
 type PrometheusAnalysis struct {
 	// Query is a PromQL expression whose result is one number: a scalar or
 	// a vector of one sample (aggregate with sum() or max()). {{namespace}},

@@ -125,6 +125,15 @@ func TestValidObjectsAccepted(t *testing.T) {
 		md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
 		md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{}}
 	}
+	cases["canary with defaults"] = func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary }
+	cases["canary with steps and both analyses"] = func(md *v1alpha1.ModelDeployment) {
+		md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+		md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{
+			Steps: []v1alpha1.CanaryStep{{Weight: 10, Pause: &metav1.Duration{Duration: 5 * time.Minute}}, {Weight: 50}},
+			Analysis: &v1alpha1.CanaryAnalysis{Probe: &v1alpha1.ProbeAnalysis{Requests: 20, MinSuccessPercent: 95},
+				Prometheus: &v1alpha1.PrometheusAnalysis{Query: `sum(rate(x{namespace="{{namespace}}"}[1m]))`, Min: "0.99", Max: "1e3"}},
+		}
+	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			md := fixtures.Valid(ns, strings.ReplaceAll(name, " ", "-"))
@@ -217,8 +226,39 @@ func TestInvalidObjectsRefused(t *testing.T) {
 			"spec.rollout.maxSurge", []string{"0 would never start a new pod"}},
 		{"maxSurge 150%", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.MaxSurge = ptr.To(intstr.FromString("150%")) },
 			"spec.rollout.maxSurge", []string{"from 1% to 100%"}},
-		{"unknown strategy", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Strategy = "Canary" },
-			"spec.rollout.strategy", []string{"RollingUpdate", "BlueGreen"}},
+		{"unknown strategy", func(md *v1alpha1.ModelDeployment) { md.Spec.Rollout.Strategy = "Shadow" },
+			"spec.rollout.strategy", []string{"RollingUpdate", "BlueGreen", "Canary"}},
+		{"canary settings with BlueGreen", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
+			md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{}
+		}, "spec.rollout", []string{"canary is only read with strategy: Canary"}},
+		{"canary weight 100", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+			md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Steps: []v1alpha1.CanaryStep{{Weight: 100}}}
+		}, "spec.rollout.canary.steps[0].weight", []string{"99"}},
+		{"eleven canary steps", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+			md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Steps: make([]v1alpha1.CanaryStep, 11)}
+			for i := range md.Spec.Rollout.Canary.Steps {
+				md.Spec.Rollout.Canary.Steps[i].Weight = 10
+			}
+		}, "spec.rollout.canary.steps", []string{"at most 10"}},
+		{"empty canary analysis", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+			md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Analysis: &v1alpha1.CanaryAnalysis{}}
+		}, "spec.rollout.canary.analysis", []string{"set probe, prometheus or both"}},
+		{"query without bounds", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+			md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Analysis: &v1alpha1.CanaryAnalysis{Prometheus: &v1alpha1.PrometheusAnalysis{Query: "up"}}}
+		}, "spec.rollout.canary.analysis.prometheus", []string{"a query without bounds checks nothing"}},
+		{"min above max", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+			md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Analysis: &v1alpha1.CanaryAnalysis{Prometheus: &v1alpha1.PrometheusAnalysis{Query: "up", Min: "2", Max: "1.5"}}}
+		}, "spec.rollout.canary.analysis.prometheus", []string{"min must not be greater than max"}},
+		{"bound not a number", func(md *v1alpha1.ModelDeployment) {
+			md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+			md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{Analysis: &v1alpha1.CanaryAnalysis{Prometheus: &v1alpha1.PrometheusAnalysis{Query: "up", Min: "ninety"}}}
+		}, "spec.rollout.canary.analysis.prometheus.min", []string{"should match"}},
 		{"blueGreen settings with RollingUpdate", func(md *v1alpha1.ModelDeployment) {
 			md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: time.Minute}}
 		}, "spec.rollout", []string{"blueGreen is only read with strategy: BlueGreen"}},
