@@ -178,6 +178,7 @@ type ModelDeploymentStatus struct {
 // +kubebuilder:printcolumn:name="Image",type=string,priority=1,JSONPath=`.status.serving.image`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,priority=1,JSONPath=`.status.endpoint`
 // +kubebuilder:printcolumn:name="Slot",type=string,priority=1,JSONPath=`.status.activeSlot`
+// +kubebuilder:printcolumn:name="Canary",type=integer,priority=1,JSONPath=`.status.canary.weight`,description="Share of the Service's pods, in percent, a Canary rollout's new version has now"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 63 characters of lower-case letters, digits and '-', starting with a letter and ending with a letter or digit: it names the model's Service and labels every serving pod"
 type ModelDeployment struct {
 	metav1.TypeMeta   `json:",inline"`
