@@ -64,4 +64,27 @@ func TestApprovalPlugin(t *testing.T) {
 	if err != nil || !strings.Contains(out, "waiting:  7") {
 		t.Errorf("kubectl modeldeployment status: %v\n%s", err, out)
 	}
+
+	// A Canary rollout under way can be aborted; not approved.
+	got := &v1alpha1.ModelDeployment{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(md), got); err != nil {
+		t.Fatal(err)
+	}
+	got.Status.AwaitingApproval = nil
+	got.Status.Canary = &v1alpha1.CanaryStatus{ModelVersionRef: v1alpha1.ModelVersionRef{Version: "8"}, Weight: 25, Replicas: 1}
+	if err := env.Client.Status().Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pluginKubectl("modeldeployment", "approve", md.Name, "-n", md.Namespace); err == nil {
+		t.Errorf("approve during a canary step should be refused:\n%s", out)
+	}
+	if out, err := pluginKubectl("modeldeployment", "abort", md.Name, "-n", md.Namespace); err != nil {
+		t.Fatalf("abort during a canary step: %v\n%s", err, out)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(md), got); err != nil {
+		t.Fatal(err)
+	}
+	if v := got.Annotations[v1alpha1.AnnotationAbort]; !strings.HasPrefix(v, "8@") {
+		t.Errorf("abort annotation %q, want the canary's version 8", v)
+	}
 }
