@@ -62,7 +62,8 @@ var (
 // measures the switch back, with the client sending predictions (until
 // proxyWindow after Ready): the promotion back decided, the Service
 // selecting the old set again and Ready. It notes a switch that started
-// pods or smoke-tested.
+// pods or smoke-tested, and with Canary one that went through canary
+// steps (the Service selecting both sets).
 func (b *bench) switchBack(ctx context.Context, d *deployment) (sample, error) {
 	old := d.serving
 	up, err := b.promote(ctx, d)
@@ -78,7 +79,11 @@ func (b *bench) switchBack(ctx context.Context, d *deployment) (sample, error) {
 		return r, b.withLogs(fmt.Errorf("switch back to version %s: its set is not running beside production after version %s's promotion\n%s", old, v, d.obs.describe()))
 	}
 	pods := livePods(before, role, old)
-	err = b.timed(ctx, d, old, switchBackProbes(old), &r, func() error {
+	probes := switchBackProbes(old)
+	if d.md.Spec.Canary() {
+		probes = append(probes, canaryTrafficProbe(old))
+	}
+	err = b.timed(ctx, d, old, probes, &r, func() error {
 		if err := d.obs.waitMark(ctx, markRestored, readyTimeout); err != nil {
 			return err
 		}
@@ -98,6 +103,9 @@ func (b *bench) switchBack(ctx context.Context, d *deployment) (sample, error) {
 	if c := meta.FindStatusCondition(after.md.Status.Conditions, v1alpha1.ConditionCandidateVerified); c == nil || c.Reason != string(v1alpha1.ReasonPreviouslyServed) {
 		r.notes = append(r.notes, fmt.Sprintf("the switch back was not promoted as PreviouslyServed: CandidateVerified %+v", c))
 	}
+	if at, ok := r.t.at[markCanaryTraffic]; ok {
+		r.notes = append(r.notes, fmt.Sprintf("the switch back went through canary steps: the Service selected both sets at %s from the alias change", secs(at.Sub(r.t.start))))
+	}
 	return r, nil
 }
 
@@ -107,7 +115,9 @@ func (b *bench) switchBack(ctx context.Context, d *deployment) (sample, error) {
 // of it crashed, the version failed (CandidateFailed) and the preview's
 // pods gone, while production keeps the same pods, Ready, behind the
 // Service and the client sends predictions through it. Then the alias
-// goes back.
+// goes back. With Canary the preview is the canary set, which must fail
+// before it takes traffic: a canary that took some is noted (and
+// production marked disturbed, the Service having selected both sets).
 func (b *bench) held(ctx context.Context, d *deployment) (sample, error) {
 	d.seed++
 	reg, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "register", "model": d.model, "seed": d.seed, "kind": "dying", "die_after": 0})
@@ -120,13 +130,17 @@ func (b *bench) held(ctx context.Context, d *deployment) (sample, error) {
 	role := activeRole(before.md)
 	pods := livePods(before, role, good)
 	var touched string
-	err = b.timed(ctx, d, bad, heldProbes(bad, good, role, &touched), &r, func() error {
+	probes := heldProbes(bad, good, role, &touched)
+	if d.md.Spec.Canary() {
+		probes = append(probes, canaryTrafficProbe(bad))
+	}
+	err = b.timed(ctx, d, bad, probes, &r, func() error {
 		// A version promoted instead would never be held: fail at once.
 		err := d.obs.waitFor(ctx, "version "+bad+" held (CandidateFailed) or promoted", readyTimeout, func(s view) bool {
 			return heldOn(s.md, bad) || promotedTo(s.md, bad)
 		})
 		if err == nil && promotedTo(d.obs.now().md, bad) {
-			return fmt.Errorf("version %s was promoted: its pods did not die in the preview set (the fixture's dying model must die in the roles blue and green)\n%s",
+			return fmt.Errorf("version %s was promoted: its pods did not die in the preview (or canary) set (the fixture's dying model must die in the roles blue and green)\n%s",
 				bad, d.obs.describe())
 		}
 		if err != nil {
@@ -137,6 +151,9 @@ func (b *bench) held(ctx context.Context, d *deployment) (sample, error) {
 	if err != nil {
 		return r, b.withLogs(fmt.Errorf("held version %s: %w", bad, err))
 	}
+	if at, ok := r.t.at[markCanaryTraffic]; ok {
+		r.notes = append(r.notes, fmt.Sprintf("the dying version's canary took traffic at %s from the alias change, before it was held", secs(at.Sub(r.t.start))))
+	}
 	if at, ok := r.t.at[markTouched]; ok {
 		r.notes = append(r.notes, fmt.Sprintf("production disturbed at %s from the alias change: %s", secs(at.Sub(r.t.start)), touched))
 	}
@@ -146,9 +163,14 @@ func (b *bench) held(ctx context.Context, d *deployment) (sample, error) {
 	return r, b.aliasBack(ctx, d, good)
 }
 
-// heldSummary is a line for the summary: how long BlueGreen took to hold
-// a dying version, whether production stayed untouched, and the requests.
+// heldSummary is a line for the summary: how long BlueGreen (or Canary)
+// took to hold a dying version, whether production stayed untouched, and
+// the requests.
 func heldSummary(r *result) string {
+	set := "preview"
+	if r.held.kind == canaryHeldKind {
+		set = "canary"
+	}
 	untouched := 0
 	for _, x := range r.held.runs {
 		if len(x.notes) == 0 {
@@ -157,7 +179,7 @@ func heldSummary(r *result) string {
 	}
 	held := medianOf(timelines(r.held.runs), func(t timeline) (time.Duration, bool) { return t.between("", markHeld) })
 	return strings.Join([]string{
-		fmt.Sprintf("%s, a version whose pods die in the preview set: held after %s (median, alias moved -> CandidateFailed)", r.name, held),
+		fmt.Sprintf("%s, a version whose pods die in the %s set: held after %s (median, alias moved -> CandidateFailed)", r.name, set, held),
 		fmt.Sprintf("production untouched in %d of %d runs", untouched, len(r.held.runs)),
 		fmt.Sprintf("failed requests %s.", failedText(r.held.runs)),
 	}, "; ")

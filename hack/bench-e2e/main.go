@@ -27,6 +27,13 @@
 // pods die in the preview set, production untouched), timed until its
 // preview is gone.
 //
+// Canary is measured as BlueGreen, its canary set in BlueGreen's preview
+// slot, with its steps on the promotion's timeline: each step started and
+// Ready (status.canary) and the moment the Service first selects both
+// sets, when the client's requests start reaching the canary (they are
+// counted whichever set answers them). Its rollback is the same switch
+// back, and a dying version is held before its canary takes traffic.
+//
 // The times are when a watch (informers on the ModelDeployment, its
 // Deployments and pods) first showed each step, from the moment MLflow
 // answered the alias change. On the real node a client sends predictions
@@ -223,7 +230,8 @@ func run() (err error) {
 }
 
 // result is what one strategy (or polling) measured: its promotions, its
-// rollbacks and, for BlueGreen on the real node, its held versions.
+// rollbacks and, for BlueGreen and Canary on the real node, its held
+// versions.
 type result struct {
 	name                        string
 	promotions, rollbacks, held series
@@ -242,8 +250,8 @@ func (r *result) series() []series {
 
 // measure deploys a ModelDeployment in namespace (the model has the same
 // name), then promotes runs new versions and rolls back rollbacks dying
-// ones (BlueGreen: switches back rollbacks times, then holds as many dying
-// versions), adding each run to r as it ends.
+// ones (BlueGreen and Canary: switches back rollbacks times, then holds as
+// many dying versions), adding each run to r as it ends.
 func (b *bench) measure(ctx context.Context, r *result, namespace string, poll time.Duration, runs, rollbacks int, apply func(*v1alpha1.ModelDeployment)) error {
 	progress("%s: %s, %d promotions and %d rollbacks", namespace, r.name, runs, rollbacks)
 	d, err := b.deploy(ctx, namespace, namespace, poll, apply)
@@ -262,13 +270,19 @@ func (b *bench) measure(ctx context.Context, r *result, namespace string, poll t
 		// promoted: BlueGreen's rollback is going back to the set it
 		// kept. kwok's crash stage fails the pods of role production
 		// only, so the held version is measured on the real node.
+		// Canary is BlueGreen with steps between the verification and
+		// the switch: its promotion shows them.
 		r.promotions.kind, r.rollbacks.kind = blueGreenPromotionKind, switchBackKind
+		held := heldKind
+		if d.md.Spec.Canary() {
+			r.promotions.kind, held = canaryPromotionKind(d.md.Spec.CanarySteps()), canaryHeldKind
+		}
 		steps[1].run = b.switchBack
 		if b.real {
-			r.held.kind = heldKind
+			r.held.kind = held
 			steps = append(steps, step{&r.held, rollbacks, b.held})
 		} else {
-			progress("%s: no held version on kwok nodes (the crash stage spares BlueGreen's sets)", namespace)
+			progress("%s: no held version on kwok nodes (the crash stage spares the sets of the slots)", namespace)
 		}
 	}
 	for _, st := range steps {

@@ -46,7 +46,8 @@ const (
 	markRolledBack = "production pods failing, rollback decided (RolledBack)"
 	markRestored   = "production back on the last good version, every pod Ready"
 
-	// BlueGreen's own steps.
+	// BlueGreen's own steps (and Canary's, whose canary set is
+	// BlueGreen's preview: canary.go has its steps).
 	markPreviewReady = "preview set complete, every pod Ready (unexposed)"
 	markOldKept      = "old set still running at Ready (kept for scaleDownDelay)"
 	markCrashed      = "a preview pod crashed"
@@ -210,14 +211,24 @@ func heldProbes(bad, good, role string, touched *string) []probe {
 }
 
 // heldOn tells whether version v failed verification and is held: the
-// target, with CandidateVerified False for CandidateFailed about it.
+// target, with CandidateVerified False for CandidateFailed about it; with
+// Canary, also a canary of v that failed after it took traffic (a pod
+// failing, a step not Ready, its analysis), which the held scenario notes.
 func heldOn(md *v1alpha1.ModelDeployment, v string) bool {
 	if md == nil || !targetIs(md, v) {
 		return false
 	}
 	c := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionCandidateVerified)
-	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(v1alpha1.ReasonCandidateFailed) &&
-		strings.HasPrefix(c.Message, "candidate of version "+v+" failed")
+	if c == nil || c.Status != metav1.ConditionFalse {
+		return false
+	}
+	switch v1alpha1.Reason(c.Reason) {
+	case v1alpha1.ReasonCandidateFailed:
+		return strings.HasPrefix(c.Message, "candidate of version "+v+" failed") || strings.HasPrefix(c.Message, "canary of version "+v+", ")
+	case v1alpha1.ReasonCanaryNotReady, v1alpha1.ReasonAnalysisFailed:
+		return strings.HasPrefix(c.Message, "canary of version "+v+", ")
+	}
+	return false
 }
 
 // promotedTo tells whether version v is being promoted or serves.
@@ -229,11 +240,8 @@ func promotedTo(md *v1alpha1.ModelDeployment, v string) bool {
 // productionText is production as the view shows it: the active role,
 // the Service's selector, the Deployments and live pods of that role.
 func productionText(s view) string {
-	role, selects := activeRole(s.md), "no Service"
-	if s.svc != nil {
-		selects = fmt.Sprintf("the Service selects role %q", s.svc.Spec.Selector[v1alpha1.LabelRole])
-	}
-	parts := []string{fmt.Sprintf("active role %q, %s", role, selects)}
+	role := activeRole(s.md)
+	parts := []string{fmt.Sprintf("active role %q, %s", role, serviceText(s.svc))}
 	for _, d := range s.deps {
 		if d.Spec.Template.Labels[v1alpha1.LabelRole] == role {
 			parts = append(parts, fmt.Sprintf("Deployment %s version %s: replicas %d updated %d ready %d available %d (generation %d observed %d)",

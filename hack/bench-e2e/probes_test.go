@@ -365,6 +365,7 @@ func TestHeldMarks(t *testing.T) {
 // can see, and each label belongs to a mark of its table.
 func TestKindsMatchProbes(t *testing.T) {
 	var touched string
+	steps := benchCanary(t).Spec.CanarySteps()
 	for _, c := range []struct {
 		kind   *runKind
 		probes []probe
@@ -374,6 +375,8 @@ func TestKindsMatchProbes(t *testing.T) {
 		{blueGreenPromotionKind, promotionProbes("2", "1", true)},
 		{switchBackKind, switchBackProbes("1")},
 		{heldKind, heldProbes("3", "2", "green", &touched)},
+		{canaryPromotionKind(steps), canaryPromotionProbes("2", "1", steps, map[int]v1alpha1.CanaryStatus{})},
+		{canaryHeldKind, heldProbes("3", "2", "green", &touched)},
 	} {
 		names := map[string]bool{}
 		for _, p := range c.probes {
@@ -388,6 +391,15 @@ func TestKindsMatchProbes(t *testing.T) {
 			if !slices.Contains(c.kind.marks, m) {
 				t.Errorf("%s: label for %q, not one of its marks", c.kind.name, m)
 			}
+		}
+		// Progress lines and failed requests name a mark by its short form.
+		shorts := map[string]string{}
+		for _, m := range c.kind.marks {
+			s := short(c.kind.label(m))
+			if other, ok := shorts[s]; ok {
+				t.Errorf("%s: %q and %q are both %q in short", c.kind.name, other, m, s)
+			}
+			shorts[s] = m
 		}
 	}
 }

@@ -40,7 +40,8 @@ type series struct {
 	runs []sample
 }
 
-// RollingUpdate's kinds of run; BlueGreen's are in bluegreen.go.
+// RollingUpdate's kinds of run; BlueGreen's are in bluegreen.go, Canary's
+// in canary.go.
 var (
 	promotionKind = &runKind{name: "promotion", title: "promotion by webhook, step by step (+ time since the previous step)",
 		marks: promotionMarks, totals: []total{{"= alias moved -> Ready", "", markReady}}, end: markReady}
@@ -140,6 +141,9 @@ func report(c config, where string, results []*result, polled *result) {
 		if r.rollbacks.kind == switchBackKind {
 			notes = append(notes, fmt.Sprintf("%s's rollback is %s: decided = the promotion back (PreviouslyServed) seen, "+
 				"restored = the Service selects the old set again, every pod Ready (its table notes a switch that started pods).", r.name, switchBackKind.name))
+		}
+		if n := canarySummary(r); n != "" {
+			notes = append(notes, n)
 		}
 		if len(r.held.runs) > 0 {
 			notes = append(notes, heldSummary(r))

@@ -113,7 +113,8 @@ func (b *bench) deploy(ctx context.Context, namespace, model string, poll time.D
 // until it is Ready and the old version's pods are gone; with BlueGreen,
 // until it is Ready and the old set is seen still running (it is kept for
 // the scale-down delay: waiting for its end would measure the delay), the
-// client sending for proxyWindow more.
+// client sending for proxyWindow more; Canary, as BlueGreen, its steps
+// on the way (canary.go).
 func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 	d.seed++
 	reg, err := b.st.MLflow.Fixture(ctx, mlflowserver.Op{"op": "register", "model": d.model, "seed": d.seed})
@@ -122,8 +123,13 @@ func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 	}
 	v, old := reg[0].Version, d.serving
 	r := sample{version: v}
-	blueGreen := d.md.Spec.BlueGreen()
-	err = b.timed(ctx, d, v, promotionProbes(v, old, blueGreen), &r, func() error {
+	blueGreen, canary := d.md.Spec.BlueGreen(), d.md.Spec.Canary()
+	probes := promotionProbes(v, old, blueGreen)
+	steps := map[int]v1alpha1.CanaryStatus{}
+	if canary {
+		probes = canaryPromotionProbes(v, old, d.md.Spec.CanarySteps(), steps)
+	}
+	err = b.timed(ctx, d, v, probes, &r, func() error {
 		if err := d.obs.waitMark(ctx, markReady, readyTimeout); err != nil {
 			return err
 		}
@@ -139,6 +145,9 @@ func (b *bench) promote(ctx context.Context, d *deployment) (sample, error) {
 	})
 	if err != nil {
 		return r, b.withLogs(fmt.Errorf("promotion of version %s: %w", v, err))
+	}
+	if canary {
+		r.notes = append(r.notes, canaryNotes(d.md.Spec.CanarySteps(), steps, r.t)...)
 	}
 	d.serving = v
 	return r, nil

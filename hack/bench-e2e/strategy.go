@@ -26,8 +26,9 @@ type strategy struct {
 // probes follow status.activeSlot (the production pods are those of its
 // role, whatever Deployment runs them); what BlueGreen is measured with
 // (a switch back as its rollback, a dying version held) follows from the
-// spec (measure). RollingUpdate is what a ModelDeployment does when
-// nothing chooses otherwise, so its entry sets nothing.
+// spec (measure); so does Canary's (its steps, canary.go). RollingUpdate
+// is what a ModelDeployment does when nothing chooses otherwise, so its
+// entry sets nothing.
 var strategies = []strategy{
 	{name: "RollingUpdate", apply: func(*v1alpha1.ModelDeployment) {}},
 	// The rolling update with spec.rollout.maxSurge 100%: the whole new
@@ -47,6 +48,25 @@ var strategies = []strategy{
 		md.Spec.Rollout.Strategy = v1alpha1.StrategyBlueGreen
 		md.Spec.Rollout.BlueGreen = &v1alpha1.BlueGreenSpec{ScaleDownDelay: &metav1.Duration{Duration: 2 * time.Minute}}
 	}},
+	{name: "Canary", apply: canary},
+}
+
+// canary chooses the Canary strategy with two short steps, each analysed
+// by the operator's own requests, and BlueGreen's 2-minute scale-down
+// delay (for the same reason). A step's share is by replica ratio beside
+// production's pods (3, the default minReplicas): 25% is 1 canary pod
+// beside 3, 50% is 3 beside 3 (a weight above 50 would act as 50), so the
+// second step grows the set and the growth to production's size before
+// the switch has nothing left to start. 5 s pauses keep the run short
+// while each step still holds traffic for a while.
+func canary(md *v1alpha1.ModelDeployment) {
+	md.Spec.Rollout.Strategy = v1alpha1.StrategyCanary
+	pause := func() *metav1.Duration { return &metav1.Duration{Duration: 5 * time.Second} }
+	md.Spec.Rollout.Canary = &v1alpha1.CanarySpec{
+		Steps:          []v1alpha1.CanaryStep{{Weight: 25, Pause: pause()}, {Weight: 50, Pause: pause()}},
+		Analysis:       &v1alpha1.CanaryAnalysis{Probe: &v1alpha1.ProbeAnalysis{Requests: 5, MinSuccessPercent: 100}},
+		ScaleDownDelay: &metav1.Duration{Duration: 2 * time.Minute},
+	}
 }
 
 // pickStrategies reads BENCH_STRATEGIES: a comma-separated list of

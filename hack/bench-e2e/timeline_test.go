@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
 
 func at(start time.Time, ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
@@ -101,12 +103,25 @@ func TestPickStrategies(t *testing.T) {
 			t.Errorf("%q: %s, want %s", env, s, want)
 		}
 	}
-	for _, env := range []string{"Canary", ",", "RollingUpdate,Canary"} {
+	for _, env := range []string{"Recreate", ",", "RollingUpdate,Recreate"} {
 		if _, err := pickStrategies(env, known); err == nil {
 			t.Errorf("%q: want an error", env)
 		}
 	}
 	if len(strategies) == 0 || strategies[0].name != "RollingUpdate" {
 		t.Errorf("the strategies must start with RollingUpdate: %+v", strategies)
+	}
+	// Every strategy the API has is measured, each by its own entry.
+	for _, want := range []v1alpha1.RolloutStrategy{v1alpha1.StrategyRollingUpdate, v1alpha1.StrategyBlueGreen, v1alpha1.StrategyCanary} {
+		got, err := pickStrategies(string(want), strategies)
+		if err != nil || len(got) != 1 {
+			t.Errorf("BENCH_STRATEGIES=%s: %v, %v", want, got, err)
+			continue
+		}
+		md := &v1alpha1.ModelDeployment{}
+		got[0].apply(md)
+		if s := md.Spec.Rollout.Strategy; s != want && (s != "" || want != v1alpha1.StrategyRollingUpdate) {
+			t.Errorf("BENCH_STRATEGIES=%s sets strategy %q", want, s)
+		}
 	}
 }

@@ -228,15 +228,15 @@ func (o *observer) describe() string {
 		}
 		fmt.Fprintf(&b, "  ModelDeployment %s: target %s, promoting %s, serving %s, last good %s, active slot %q\n", md.Name,
 			ver(md.Status.Target), promoting, serving, ver(md.Status.LastGood), md.Status.ActiveSlot)
+		if cs := md.Status.Canary; cs != nil {
+			fmt.Fprintf(&b, "    canary: version %s, step %d, %d pods, weight %d%%, reached %v, analysis %q\n", cs.Version, cs.Step+1,
+				cs.Replicas, cs.Weight, cs.Reached != nil, shorten(cs.Analysis, 160))
+		}
 		for _, c := range md.Status.Conditions {
 			fmt.Fprintf(&b, "    %s=%s %s: %s\n", c.Type, c.Status, c.Reason, shorten(c.Message, 160))
 		}
 	}
-	if o.svc == nil {
-		b.WriteString("  no Service\n")
-	} else {
-		fmt.Fprintf(&b, "  Service %s selects role %q\n", o.svc.Name, o.svc.Spec.Selector[v1alpha1.LabelRole])
-	}
+	b.WriteString("  " + serviceText(o.svc) + "\n")
 	var lines []string
 	for _, d := range o.deps {
 		lines = append(lines, fmt.Sprintf("  Deployment %s: %s version %s, replicas %d updated %d ready %d available %d", d.Name,
