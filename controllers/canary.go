@@ -193,8 +193,12 @@ func (r *ModelDeploymentReconciler) probe(ctx context.Context, md *v1alpha1.Mode
 	switch {
 	case err != nil:
 		return false, "probe: " + err.Error()
+	case body == nil && md.Spec.Rollout.SmokeTest.Required:
+		return false, "probe: nothing to send (" + none + "), and smokeTest.required refuses readiness alone"
 	case body == nil:
-		return false, "probe: nothing to send: " + none
+		// As for the smoke test: without a request the step rests on its
+		// pods staying Ready for the pause.
+		return true, "probe: nothing to send (" + none + "); the step passed on readiness alone"
 	}
 	total := max(p.Requests, 1)
 	var ok int32

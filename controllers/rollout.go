@@ -44,6 +44,7 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	}
 	in.PodsFailing, in.PodsFailingMessage = podsFailing(w.productionPods, desired.Image)
 	in.Candidate = candidateState(w.candidate, w.candidatePods)
+	in.Candidate.ServedBefore = in.Candidate.Exists && servedBefore(md, in.Candidate.Image)
 	in.TargetFailed, in.TargetFailure = r.targetFailed(s)
 	in.ApprovalRequired = md.Spec.ApprovalRequired()
 	in.Approved, in.Aborted = approvalInput(md)

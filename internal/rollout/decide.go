@@ -33,6 +33,11 @@ type Candidate struct {
 	// Verified: the smoke test passed against this image (recorded on the
 	// candidate Deployment, so a restarted operator does not test again).
 	Verified bool
+	// ServedBefore: the candidate's image rolled out completely before.
+	// BlueGreen's set beside production is then the old version's, kept
+	// to switch back to; otherwise it is a preview (or canary) the model
+	// reference moved away from before it was promoted.
+	ServedBefore bool
 }
 
 // Smoke is the result of a smoke test the reconciler ran in this pass.
@@ -210,6 +215,10 @@ func decidePromoted(in Input) Decision {
 	}
 	if !in.BlueGreen || in.Candidate.Image == in.Target.Image {
 		return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonCandidateLeftOver, Message: "the target is in production; removing its candidate"}
+	}
+	if !in.Candidate.ServedBefore {
+		return Decision{Action: ActionDeleteCandidate, Reason: v1alpha1.ReasonCandidateLeftOver,
+			Message: fmt.Sprintf("version %s serves; removing the set of a version that was never promoted", in.Target.Version)}
 	}
 	// BlueGreen's old set: kept for the scale-down delay after the
 	// promotion completed, so that going back to it is a switch.

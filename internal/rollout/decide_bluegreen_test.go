@@ -21,7 +21,7 @@ func TestDecideBlueGreen(t *testing.T) {
 	}
 	set := func(image string, ready bool) func(*Input) {
 		return func(in *Input) {
-			in.Candidate = Candidate{Exists: true, Image: image, Ready: ready, Created: now.Add(-time.Minute)}
+			in.Candidate = Candidate{Exists: true, Image: image, Ready: ready, Created: now.Add(-time.Minute), ServedBefore: image == v1.Image}
 		}
 	}
 	// v2 was switched to; v1's set is the one beside it.
@@ -56,6 +56,10 @@ func TestDecideBlueGreen(t *testing.T) {
 		{"the target's image not known yet: the old set stays", base(switched, func(in *Input) { in.Target = Version{Version: "1"} }),
 			ActionWait, v1alpha1.ReasonWaitingForImage, 0, ""},
 		{"a set of the serving image beside it goes", base(switched, set(v2.Image, true)), ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, ""},
+		{"a preview abandoned before its switch goes at once", base(switched, func(in *Input) {
+			in.Candidate = Candidate{Exists: true, Image: "reg/m@sha256:3", Ready: true, Created: now}
+			in.ScaleDownAt = now.Add(time.Hour)
+		}), ActionDeleteCandidate, v1alpha1.ReasonCandidateLeftOver, 0, "never promoted"},
 
 		// RollingUpdate's behaviour is unchanged by the new fields when off.
 		{"rolling update: served before promotes at once", base(servedBefore, func(in *Input) { in.BlueGreen = false }),
