@@ -184,3 +184,32 @@ func TestCanaryPrometheusAnalysisAborts(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCanaryEndsWhenTheReferenceMovesBack: the model reference moving back
+// to the serving version during a step ends the canary: the Service
+// selects production alone and the canary set, never promoted, is deleted
+// at once (not kept as an old set to switch back to).
+func TestCanaryEndsWhenTheReferenceMovesBack(t *testing.T) {
+	srv := newScoringServer(t)
+	md := serving(t, srv)
+	toCanary(t, md, 1, step(50, time.Hour))
+	n := ptr.Deref(slotDeployment(t, md, "").Spec.Replicas, 1)
+	moveTo(t, md, "2", imageV2)
+	previewUp(t, md, v1alpha1.SlotBlue, imageV2, n)
+	atStep(t, md, 0, n, 50)
+
+	moveTo(t, md, "1", imageV1)
+	eventually(t, "the canary ended", func() error {
+		m := getMD(t, md)
+		if m.Status.Canary != nil {
+			return fmt.Errorf("status.canary %+v", m.Status.Canary)
+		}
+		if sel := serviceSelector(t, md); sel[v1alpha1.LabelRole] != v1alpha1.RoleProduction {
+			return fmt.Errorf("the Service selects %v, want production alone", sel)
+		}
+		if slotDeployment(t, md, v1alpha1.SlotBlue) != nil {
+			return fmt.Errorf("the canary set of version 2 is still there")
+		}
+		return wantCondition(m, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+}
