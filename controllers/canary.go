@@ -108,21 +108,26 @@ func (r *ModelDeploymentReconciler) canaryStep(ctx context.Context, s *scope, d 
 	md.Status.Canary = &v1alpha1.CanaryStatus{ModelVersionRef: *target, Step: int32(d.Step), Replicas: replicas,
 		Weight: rollout.CanaryWeight(n, replicas), StepStarted: &now}
 	if canarySetReady(w.candidate, replicas) {
+		// Nothing to start (the full set's size reached already, or a
+		// weight capped at production's): the step's clock runs now, and
+		// nothing else would wake the next pass (scaling changes no pod).
 		md.Status.Canary.Reached = &now
+		s.requeue(250 * time.Millisecond)
 	}
-	msg := fmt.Sprintf("version %s, %s: %d canary pods beside %d of production, %d%% of the Service's pods",
-		target.Version, canaryStepNameOf(md, d.Step), replicas, n, md.Status.Canary.Weight)
+	msg := fmt.Sprintf("%s; version %s, %s: %d canary pods beside %d of production, %d%% of the Service's pods",
+		d.Message, target.Version, canaryStepNameOf(md, d.Step), replicas, n, md.Status.Canary.Weight)
+	// CandidateVerified stays False through the steps (they are the rest
+	// of the verification) and turns True at the switch.
+	setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionFalse, v1alpha1.ReasonCanaryStep, msg)
 	if first {
 		r.startHistory(s, *target)
-		setCondition(md, v1alpha1.ConditionCandidateVerified, metav1.ConditionTrue, d.Reason, d.Message)
 		if d.Reason != v1alpha1.ReasonVerified {
+			// Say what was (not) checked before any traffic.
 			r.event(md, corev1.EventTypeNormal, d.Reason, v1alpha1.ActionVerify, d.Message)
 		}
 		if err := r.persist(ctx, s); err != nil {
 			return err
 		}
-	} else {
-		r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonCanaryStep, v1alpha1.ActionCanary, d.Message)
 	}
 	if err := r.scaleSet(ctx, w.candidate, replicas); err != nil {
 		return err

@@ -51,9 +51,13 @@ func serviceSelector(t *testing.T, md *v1alpha1.ModelDeployment) map[string]stri
 func atStep(t *testing.T, md *v1alpha1.ModelDeployment, i, replicas, weight int32) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("canary at step %d", i), func() error {
-		cs := getMD(t, md).Status.Canary
+		m := getMD(t, md)
+		cs := m.Status.Canary
 		if cs == nil || cs.Step != i {
 			return fmt.Errorf("status.canary %+v", cs)
+		}
+		if err := wantCondition(m, v1alpha1.ConditionCandidateVerified, metav1.ConditionFalse, v1alpha1.ReasonCanaryStep); err != nil {
+			return err
 		}
 		if cs.Replicas != replicas || cs.Weight != weight {
 			return fmt.Errorf("step %d: %d replicas at %d%%, want %d at %d%%", i, cs.Replicas, cs.Weight, replicas, weight)
@@ -103,6 +107,9 @@ func TestCanaryStepsThenSwitch(t *testing.T) {
 	m := getMD(t, md)
 	if m.Status.Canary != nil {
 		t.Errorf("status.canary %+v after the switch, want none", m.Status.Canary)
+	}
+	if c := condition(m, v1alpha1.ConditionCandidateVerified); c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "passed its 2 steps") {
+		t.Errorf("CandidateVerified %+v after the switch, want True saying the steps passed", c)
 	}
 }
 
