@@ -64,6 +64,9 @@ func (r *ModelDeploymentReconciler) createPreview(ctx context.Context, s *scope,
 		replicas = canaryReplicas(md, w.production, 0)
 	}
 	dep := resources.PreviewDeployment(md, r.workload(md, target.Image, target.Version), replicas)
+	if replicas < previewReplicas(md, w.production) {
+		metav1.SetMetaDataAnnotation(&dep.ObjectMeta, annotationCanarySet, "true")
+	}
 	if err := r.checkOwnership(ctx, md, dep); err != nil {
 		return err
 	}
@@ -85,6 +88,27 @@ func (r *ModelDeploymentReconciler) createPreview(ctx context.Context, s *scope,
 	if _, err := applyPartial(ctx, r.Client, scale, initialReplicasOwner); err != nil {
 		return fmt.Errorf("failed to scale the preview set: %w", err)
 	}
+	return nil
+}
+
+// annotationCanarySet marks a set a Canary rollout started (with its first
+// step's pods, not production's).
+const annotationCanarySet = "serving.mlflow-operator.io/canary-set"
+
+// dropCanarySet keeps BlueGreen from switching to a set a Canary rollout
+// started, of a step's size, when the strategy changed to BlueGreen before
+// it was promoted: the set is deleted and the preview starts again whole,
+// as any verification under way for another strategy does.
+func (r *ModelDeploymentReconciler) dropCanarySet(ctx context.Context, s *scope, in *rollout.Input) error {
+	w := s.w
+	if !in.BlueGreen || in.Canary != nil || w.candidate == nil || w.candidate.Annotations[annotationCanarySet] == "" ||
+		in.Candidate.ServedBefore || in.ProductionImage == in.Target.Image {
+		return nil
+	}
+	if err := r.deleteCandidate(ctx, w); err != nil {
+		return err
+	}
+	w.candidate, w.candidatePods, in.Candidate = nil, nil, rollout.Candidate{}
 	return nil
 }
 

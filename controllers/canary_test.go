@@ -220,3 +220,38 @@ func TestCanaryEndsWhenTheReferenceMovesBack(t *testing.T) {
 		return wantCondition(m, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})
 }
+
+// TestCanarySetIsNotSwitchedToByBlueGreen: a canary set of a step's size,
+// left when the strategy changes to BlueGreen before the switch, is not
+// what BlueGreen switches to: it starts again as a preview of production's
+// size, unexposed.
+func TestCanarySetIsNotSwitchedToByBlueGreen(t *testing.T) {
+	srv := newScoringServer(t)
+	md := serving(t, srv)
+	d := slotDeployment(t, md, "")
+	d.Spec.Replicas = ptr.To[int32](3)
+	if err := k8s.Update(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	completeRollout(t, md)
+	toCanary(t, md, 1, step(25, time.Hour))
+	moveTo(t, md, "2", imageV2)
+	previewUp(t, md, v1alpha1.SlotBlue, imageV2, 1)
+	atStep(t, md, 0, 1, 33)
+	uid := slotDeployment(t, md, v1alpha1.SlotBlue).UID
+
+	toBlueGreen(t, md, time.Hour)
+	eventually(t, "a new preview of production's size", func() error {
+		blue := slotDeployment(t, md, v1alpha1.SlotBlue)
+		if blue == nil || blue.UID == uid {
+			return fmt.Errorf("the canary set is still there")
+		}
+		if got := ptr.Deref(blue.Spec.Replicas, 0); got != 3 {
+			return fmt.Errorf("the new preview has %d replicas, want 3", got)
+		}
+		if sel := serviceSelector(t, md); sel[v1alpha1.LabelRole] != v1alpha1.RoleProduction {
+			return fmt.Errorf("the Service selects %v, want production alone", sel)
+		}
+		return nil
+	})
+}

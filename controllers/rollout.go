@@ -50,6 +50,9 @@ func (r *ModelDeploymentReconciler) reconcileRollout(ctx context.Context, s *sco
 	in.Approved, in.Aborted = approvalInput(md)
 	blueGreenInput(md, &in)
 	canaryInput(s, &in)
+	if err := r.dropCanarySet(ctx, s, &in); err != nil {
+		return false, err
+	}
 
 	d := rollout.Decide(in)
 	if d.Action == rollout.ActionAnalyze {
