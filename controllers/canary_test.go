@@ -237,7 +237,7 @@ func TestCanarySetIsNotSwitchedToByBlueGreen(t *testing.T) {
 	toCanary(t, md, 1, step(25, time.Hour))
 	moveTo(t, md, "2", imageV2)
 	previewUp(t, md, v1alpha1.SlotBlue, imageV2, 1)
-	atStep(t, md, 0, 1, 33)
+	atStep(t, md, 0, 1, 25)
 	uid := slotDeployment(t, md, v1alpha1.SlotBlue).UID
 
 	toBlueGreen(t, md, time.Hour)
