@@ -17,6 +17,10 @@ type request struct {
 	verb     string    // get, list, watch, create, update, patch, delete...
 	resource string    // resource[/subresource]
 	code     int
+	// server is the time from receiving it to its answer's end (stage
+	// ResponseComplete); timed false for a watch (logged when it started).
+	server time.Duration
+	timed  bool
 }
 
 // write tells whether verb changes something (POST, PUT, PATCH, DELETE).
@@ -53,6 +57,8 @@ type auditLog struct {
 type auditEvent struct {
 	Verb      string `json:"verb"`
 	Received  string `json:"requestReceivedTimestamp"`
+	Stage     string `json:"stage"`
+	StageAt   string `json:"stageTimestamp"`
 	ObjectRef *struct {
 		Resource    string `json:"resource"`
 		Subresource string `json:"subresource"`
@@ -108,6 +114,11 @@ func (a *auditLog) read() {
 		}
 		at, _ := time.Parse(time.RFC3339Nano, e.Received)
 		req := request{at: at, verb: e.Verb}
+		if e.Stage == "ResponseComplete" && e.Verb != "watch" {
+			if end, err := time.Parse(time.RFC3339Nano, e.StageAt); err == nil && !at.IsZero() && !end.Before(at) {
+				req.server, req.timed = end.Sub(at), true
+			}
+		}
 		switch {
 		case e.ObjectRef != nil && e.ObjectRef.Resource != "":
 			req.resource = e.ObjectRef.Resource
@@ -141,7 +152,14 @@ type counts struct {
 	all, writes float64
 	byKey       map[string]float64
 	codes       map[string]float64 // answers other than 2xx, by code
+	// server is the API server's time of each request completed (watches
+	// excluded), serverSeconds their sum.
+	server        []time.Duration
+	serverSeconds float64
 }
+
+// latency is the spread of the API server's time per completed request.
+func (c counts) latency() spread { return spreadOf("API server time", c.server) }
 
 func (a *auditLog) between(from, to time.Time) counts {
 	a.read()
@@ -157,6 +175,10 @@ func (a *auditLog) between(from, to time.Time) counts {
 			c.writes++
 		}
 		c.byKey[r.key()]++
+		if r.timed {
+			c.server = append(c.server, r.server)
+			c.serverSeconds += r.server.Seconds()
+		}
 		if r.code != 0 && (r.code < 200 || r.code > 299) {
 			c.codes[r.key()+" -> "+itoa(r.code)]++
 		}

@@ -7,6 +7,11 @@
 // a poll interval, reconciles), its resident memory idle and at its peak,
 // how long a new version of one model takes to reach all its
 // ModelDeployments while the others stay Ready, and the build counts.
+// For the creation it also prints where the time went: per object, when
+// its ModelResolved, ImageReady, CandidateVerified and Ready conditions
+// were first True (steps.go), and the operator's own metrics from the
+// first create to all Ready: the reconcile and build workers' utilisation,
+// the reconcile queue's wait and depth, MLflow and API requests (ops.go).
 //
 // Sources: the API requests are kube-apiserver's own view, its audit log
 // of the operator's user (the operator runs with a client certificate of

@@ -30,9 +30,24 @@ func report(c config, rs []*result) {
 	row("all created (from the first create)", func(r *result) string { return secs(r.created) })
 	row("all Ready (from the first create)", func(r *result) string { return secs(r.allReady) })
 	row("per object create -> Ready: p50 / p90", func(r *result) string { return secs(r.p50) + " / " + secs(r.p90) })
+	for k := range stepConditions {
+		row("per object "+intervalName(k)+": p50 / p90", func(r *result) string {
+			iv := intervals(r.creation.objects)[k]
+			return secs(iv.p50) + " / " + secs(iv.p90)
+		})
+	}
 	row("API requests until all Ready (writes)", func(r *result) string {
 		return fmt.Sprintf("%s (%s)", num(r.createPhase.all), num(r.createPhase.writes))
 	})
+	row("until all Ready: reconcile workers busy", func(r *result) string {
+		return fmt.Sprintf("%.0f%% of %s", 100*r.creation.ops.reconcileBusy(), num(r.creation.ops.workers))
+	})
+	row("until all Ready: mean reconcile queue wait", func(r *result) string { return secs(r.creation.ops.queueWait()) })
+	row("until all Ready: build workers busy (of the ns's)", func(r *result) string {
+		all, ns := r.creation.ops.buildBusy(c.operatorArgs)
+		return fmt.Sprintf("%.0f%% (%.0f%%)", 100*all, 100*ns)
+	})
+	row("until all Ready: API requests / s", func(r *result) string { return rate(r.createPhase.all / r.allReady.Seconds()) })
 	row("idle: API requests / min [apiserver]", func(r *result) string { return rate(perMin(r.idleAPI.all, r)) })
 	row("idle: API writes / min [apiserver]", func(r *result) string { return rate(perMin(r.idleAPI.writes, r)) })
 	row("idle: API requests / min [client-go]", func(r *result) string { return rate(perMin(total(r.idleClient), r)) })
@@ -91,6 +106,9 @@ func report(c config, rs []*result) {
 		fmt.Printf("  reconciles per minute by controller/result: %s\n", joinCounts(r.idleReconcile, 1/r.idle.Minutes()))
 		fmt.Printf("N=%d, from the first create to all Ready (%s) [apiserver], by verb and resource:\n  %s\n",
 			r.n, secs(r.allReady), joinCounts(r.createPhase.byKey, 1))
+		fmt.Printf("N=%d, the creation step by step:\n", r.n)
+		printSteps(os.Stdout, r)
+		printTimeWent(os.Stdout, c, r)
 	}
 	fmt.Printf(`
 Sources: API requests and writes [apiserver]: kube-apiserver's audit log (level Metadata) of user %s,
@@ -105,7 +123,20 @@ VmRSS, read every 2 s, was highest; mapped, not released is what a soft memory l
 is in use (spans holding objects), free (resident, kept for reuse) or released. GC: cycles, the GC's
 share of the runtime's busy CPU (its own estimate, as of the last cycle) and the process's CPU time
 (process_cpu_seconds_total). The operator ran with %s.
-`, operatorUser, c.poll, c.idle, c.settle, operatorEnvText(c))
+Creation step by step: for each object, when the bench's watch (an informer) first saw each condition
+True, since the first create (the create: when its create call returned; Ready: Ready on its version,
+as above); the operator sets lastTransitionTime in whole seconds, so the watch's time is used, and the
+gap between the two is printed. Where the time went: the operator's metrics scraped just before the
+first create and once all were Ready; busy = seconds of work / (workers x the time between the two
+scrapes). Reconciles: controller_runtime_reconcile_time_seconds and _max_concurrent_reconciles of
+controller %s; queue wait: workqueue_queue_duration_seconds (from an item being ready for a
+worker to a worker taking it; a RequeueAfter's delay is not counted); its depth and the busy workers
+(controller_runtime_active_workers) sampled every %s. Builds: mlflow_operator_build_duration_seconds
+(from a worker starting a build; the wait for a worker is not exported); the build workers are
+--build-workers and --builds-per-namespace as given to the operator (defaults 2 and half of them).
+MLflow: mlflow_operator_mlflow_requests_total and _request_duration_seconds. API server time: the
+audit log's stageTimestamp (stage ResponseComplete) minus requestReceivedTimestamp.
+`, operatorUser, c.poll, c.idle, c.settle, operatorEnvText(c), controllerName, secs(sampleEvery))
 }
 
 func rate(v float64) string {

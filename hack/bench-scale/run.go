@@ -29,6 +29,7 @@ type result struct {
 	p50, p90          time.Duration
 	createPhase       counts // API requests from the first create to all Ready
 	gcCreate          gcWork // from the first create to all Ready
+	creation          creation
 	// Idle.
 	idle          time.Duration
 	idleAPI       counts
@@ -97,11 +98,13 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 			sampler.finish()
 		}
 	}()
+	scrapedBefore := time.Now()
 	beforeCreate, err := scrapeMetrics(st.MetricsURL)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
+	ops := startOpsSampler(st.MetricsURL, start, beforeCreate)
 	createdAt := make([]time.Time, n)
 	var made atomic.Int64
 	done := make(chan struct{})
@@ -134,6 +137,7 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	close(errs)
 	if err := <-errs; err != nil {
 		close(done)
+		ops.finish()
 		return nil, err
 	}
 	r.created = time.Since(start)
@@ -142,6 +146,7 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	// Wait for all of them.
 	err = waitAll(t, names, c.timeout)
 	close(done)
+	samples := ops.finish()
 	if err != nil {
 		return nil, fmt.Errorf("N=%d: %w; operator log tail:\n%s", n, err, tail(st.OperatorLogs(), 40))
 	}
@@ -154,13 +159,18 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	}
 	r.p50, r.p90 = percentile(per, 50), percentile(per, 90)
 	r.createPhase = audit.between(start, last.Add(time.Second))
+	scrapedAfter := time.Now()
 	allReady, err := scrapeMetrics(st.MetricsURL)
 	if err != nil {
 		return nil, err
 	}
 	r.gcCreate = gcBetween(beforeCreate, allReady)
+	cond := t.conditionTimes(names)
+	r.creation = creation{objects: stepsOf(start, createdAt, cond, ready), conditions: cond, samples: samples,
+		ops: opsBetween(beforeCreate, allReady, scrapedAfter.Sub(scrapedBefore))}
 	sampler.setPhase("idle")
 	fmt.Printf("    all %d Ready %s after the first create (per object: p50 %s, p90 %s)\n", n, secs(r.allReady), secs(r.p50), secs(r.p90))
+	fmt.Printf("    %s\n", r.creation.summary(c))
 
 	if err := r.measureIdle(st, audit, t, c, names); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -29,10 +30,19 @@ type tracker struct {
 	lost map[string]int
 	// updates counts the changes of any object (new resource versions).
 	updates int
+	// firstTrue is, per object and condition type of stepConditions, when
+	// the condition was first True (never reset: the creation's steps).
+	firstTrue map[string]map[string]trueAt
 }
 
+// trueAt is when a condition was first seen True: seen is when the
+// tracker's informer delivered the change, transition the condition's
+// lastTransitionTime (the operator's clock, whole seconds).
+type trueAt struct{ seen, transition time.Time }
+
 func newTracker() *tracker {
-	return &tracker{want: map[string]string{}, readyAt: map[string]time.Time{}, ready: map[string]bool{}, lost: map[string]int{}}
+	return &tracker{want: map[string]string{}, readyAt: map[string]time.Time{}, ready: map[string]bool{}, lost: map[string]int{},
+		firstTrue: map[string]map[string]trueAt{}}
 }
 
 // start runs an informer on namespace's ModelDeployments until ctx ends.
@@ -74,6 +84,7 @@ func (t *tracker) seen(obj any, changed bool) {
 	if !ok {
 		return
 	}
+	t.noteConditions(md, now)
 	c := meta.FindStatusCondition(md.Status.Conditions, v1alpha1.ConditionReady)
 	r := c != nil && c.Status == metav1.ConditionTrue && md.Status.Serving != nil && md.Status.Serving.Version == want
 	if r {
@@ -84,6 +95,38 @@ func (t *tracker) seen(obj any, changed bool) {
 		t.lost[md.Name]++
 	}
 	t.ready[md.Name] = r
+}
+
+// noteConditions records the conditions of stepConditions that are True
+// for the first time; t.mu is held.
+func (t *tracker) noteConditions(md *v1alpha1.ModelDeployment, now time.Time) {
+	first := t.firstTrue[md.Name]
+	for _, typ := range stepConditions {
+		if _, done := first[typ]; done {
+			continue
+		}
+		c := meta.FindStatusCondition(md.Status.Conditions, typ)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			continue
+		}
+		if first == nil {
+			first = map[string]trueAt{}
+			t.firstTrue[md.Name] = first
+		}
+		first[typ] = trueAt{seen: now, transition: c.LastTransitionTime.Time}
+	}
+}
+
+// conditionTimes is, for each of names, when each condition of
+// stepConditions was first True (absent when not yet).
+func (t *tracker) conditionTimes(names []string) []map[string]trueAt {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]map[string]trueAt, len(names))
+	for i, name := range names {
+		out[i] = maps.Clone(t.firstTrue[name])
+	}
+	return out
 }
 
 // expect says name must serve version; it counts as not Ready until it
