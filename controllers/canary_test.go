@@ -240,7 +240,9 @@ func TestCanarySetIsNotSwitchedToByBlueGreen(t *testing.T) {
 	atStep(t, md, 0, 1, 25)
 	uid := slotDeployment(t, md, v1alpha1.SlotBlue).UID
 
-	toBlueGreen(t, md, time.Hour)
+	updateMD(t, md, func(m *v1alpha1.ModelDeployment) {
+		m.Spec.Rollout.Strategy, m.Spec.Rollout.Canary = v1alpha1.StrategyBlueGreen, nil
+	})
 	eventually(t, "a new preview of production's size", func() error {
 		blue := slotDeployment(t, md, v1alpha1.SlotBlue)
 		if blue == nil || blue.UID == uid {
