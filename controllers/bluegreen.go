@@ -2,11 +2,11 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/resources"
@@ -77,18 +77,7 @@ func (r *ModelDeploymentReconciler) createPreview(ctx context.Context, s *scope,
 	if _, err := apply(ctx, r.Client, dep, FieldOwner); err != nil {
 		return err
 	}
-	if w.candidate != nil && ptr.Deref(w.candidate.Spec.Replicas, 1) == replicas {
-		return nil
-	}
-	scale := &appsv1.Deployment{
-		TypeMeta:   dep.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{Name: dep.Name, Namespace: dep.Namespace},
-		Spec:       appsv1.DeploymentSpec{Replicas: &replicas},
-	}
-	if _, err := applyPartial(ctx, r.Client, scale, initialReplicasOwner); err != nil {
-		return fmt.Errorf("failed to scale the preview set: %w", err)
-	}
-	return nil
+	return r.scaleSet(ctx, client.ObjectKeyFromObject(dep), w.candidate, replicas)
 }
 
 // annotationCanarySet marks a set a Canary rollout started (with its first

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 	"github.com/mlflow-operator/mlflow-operator/internal/analysis"
@@ -129,7 +129,7 @@ func (r *ModelDeploymentReconciler) canaryStep(ctx context.Context, s *scope, d 
 			return err
 		}
 	}
-	if err := r.scaleSet(ctx, w.candidate, replicas); err != nil {
+	if err := r.scaleSet(ctx, client.ObjectKeyFromObject(w.candidate), w.candidate, replicas); err != nil {
 		return err
 	}
 	r.event(md, corev1.EventTypeNormal, v1alpha1.ReasonCanaryStep, v1alpha1.ActionCanary, msg)
@@ -138,11 +138,11 @@ func (r *ModelDeploymentReconciler) canaryStep(ctx context.Context, s *scope, d 
 }
 
 func canaryStepNameOf(md *v1alpha1.ModelDeployment, i int) string {
-	n := len(md.Spec.CanarySteps())
-	if i >= n {
-		return "the full set before the switch"
+	steps := md.Spec.CanarySteps()
+	if i >= len(steps) {
+		return rollout.CanaryStepName(i, len(steps)) + " before the switch"
 	}
-	return fmt.Sprintf("step %d of %d (weight %d%%)", i+1, n, md.Spec.CanarySteps()[i].Weight)
+	return fmt.Sprintf("%s (weight %d%%)", rollout.CanaryStepName(i, len(steps)), steps[i].Weight)
 }
 
 // analyze asks for the outcome of the current canary step's analysis,
@@ -247,38 +247,27 @@ func (r *ModelDeploymentReconciler) query(ctx context.Context, md *v1alpha1.Mode
 	if err != nil {
 		return false, "prometheus: " + text.Shorten(err.Error(), 400)
 	}
-	value := strconv.FormatFloat(v, 'g', 6, 64)
 	if err := b.Check(v); err != nil {
 		return false, "prometheus: " + err.Error()
 	}
-	return true, fmt.Sprintf("prometheus: %s within %s", value, describeBounds(p))
+	return true, "prometheus: " + b.Within(v)
 }
 
-func describeBounds(p *v1alpha1.PrometheusAnalysis) string {
-	lo, hi := "-Inf", "+Inf"
-	if p.Min != "" {
-		lo = p.Min
-	}
-	if p.Max != "" {
-		hi = p.Max
-	}
-	return "[" + lo + ", " + hi + "]"
-}
-
-// scaleSet sets a slot Deployment's replicas under the initial-replicas
-// field manager (the production apply leaves replicas out; after the
-// switch the autoscaler owns them).
-func (r *ModelDeploymentReconciler) scaleSet(ctx context.Context, d *appsv1.Deployment, replicas int32) error {
-	if d == nil || ptr.Deref(d.Spec.Replicas, 1) == replicas {
+// scaleSet sets the replicas of the slot Deployment key (current is what
+// the cache holds of it, nil before its first apply) under the
+// initial-replicas field manager: the production apply leaves replicas out,
+// and after the switch the autoscaler owns them.
+func (r *ModelDeploymentReconciler) scaleSet(ctx context.Context, key client.ObjectKey, current *appsv1.Deployment, replicas int32) error {
+	if current != nil && ptr.Deref(current.Spec.Replicas, 1) == replicas {
 		return nil
 	}
 	scale := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: d.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace},
 		Spec:       appsv1.DeploymentSpec{Replicas: &replicas},
 	}
 	if _, err := applyPartial(ctx, r.Client, scale, initialReplicasOwner); err != nil {
-		return fmt.Errorf("failed to scale %s: %w", d.Name, err)
+		return fmt.Errorf("failed to scale %s: %w", key.Name, err)
 	}
 	return nil
 }

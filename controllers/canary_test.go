@@ -75,13 +75,10 @@ func atStep(t *testing.T, md *v1alpha1.ModelDeployment, i, replicas, weight int3
 	testenv.CompleteDeployment(t, k8s, client.ObjectKeyFromObject(slotDeployment(t, md, v1alpha1.SlotBlue)))
 }
 
-// TestCanaryStepsThenSwitch: with 3 production pods, version 2's canary set
-// starts with one pod in blue, unexposed, and is smoke-tested; then the
-// Service selects both sets (1 of 4 pods: 25 %), the step is probed, the
-// set grows to 3 for the 50 % step, is probed again, and the Service
-// switches to blue.
-func TestCanaryStepsThenSwitch(t *testing.T) {
-	srv := newScoringServer(t)
+// servingOnThree is serving's ModelDeployment with production on 3 pods
+// (the autoscaler's choice).
+func servingOnThree(t *testing.T, srv *scoringServer) *v1alpha1.ModelDeployment {
+	t.Helper()
 	md := serving(t, srv)
 	d := slotDeployment(t, md, "")
 	d.Spec.Replicas = ptr.To[int32](3)
@@ -89,6 +86,17 @@ func TestCanaryStepsThenSwitch(t *testing.T) {
 		t.Fatal(err)
 	}
 	completeRollout(t, md)
+	return md
+}
+
+// TestCanaryStepsThenSwitch: with 3 production pods, version 2's canary set
+// starts with one pod in blue, unexposed, and is smoke-tested; then the
+// Service selects both sets (1 of 4 pods: 25 %), the step is probed, the
+// set grows to 3 for the 50 % step, is probed again, and the Service
+// switches to blue.
+func TestCanaryStepsThenSwitch(t *testing.T) {
+	srv := newScoringServer(t)
+	md := servingOnThree(t, srv)
 	toCanary(t, md, 3, step(25, 3*time.Second), step(50, 0))
 
 	moveTo(t, md, "2", imageV2)
@@ -227,13 +235,7 @@ func TestCanaryEndsWhenTheReferenceMovesBack(t *testing.T) {
 // size, unexposed.
 func TestCanarySetIsNotSwitchedToByBlueGreen(t *testing.T) {
 	srv := newScoringServer(t)
-	md := serving(t, srv)
-	d := slotDeployment(t, md, "")
-	d.Spec.Replicas = ptr.To[int32](3)
-	if err := k8s.Update(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	completeRollout(t, md)
+	md := servingOnThree(t, srv)
 	toCanary(t, md, 1, step(25, time.Hour))
 	moveTo(t, md, "2", imageV2)
 	previewUp(t, md, v1alpha1.SlotBlue, imageV2, 1)

@@ -124,3 +124,22 @@ func TestExpand(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundsWithin: the passing value and its interval, as status says
+// them; an open side is an infinity.
+func TestBoundsWithin(t *testing.T) {
+	lo, hi := 0.95, 1e6
+	for _, tc := range []struct {
+		b    Bounds
+		v    float64
+		want string
+	}{
+		{Bounds{Min: &lo}, 0.97, "0.97 within [0.95, +Inf]"},
+		{Bounds{Max: &hi}, 3, "3 within [-Inf, 1000000]"},
+		{Bounds{Min: &lo, Max: &hi}, 1, "1 within [0.95, 1000000]"},
+	} {
+		if got := tc.b.Within(tc.v); got != tc.want {
+			t.Errorf("Within(%v) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}

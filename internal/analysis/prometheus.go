@@ -266,6 +266,19 @@ func (b Bounds) Check(v float64) error {
 	return nil
 }
 
+// Within says that v lies in b, as a person reads it: "0.97 within
+// [0.95, +Inf]".
+func (b Bounds) Within(v float64) string {
+	lo, hi := "-Inf", "+Inf"
+	if b.Min != nil {
+		lo = format(*b.Min)
+	}
+	if b.Max != nil {
+		hi = format(*b.Max)
+	}
+	return format(v) + " within [" + lo + ", " + hi + "]"
+}
+
 // format writes v as Prometheus does, without an exponent for whole
 // numbers a person reads at a glance (1000000, not 1e+06).
 func format(v float64) string {

@@ -68,7 +68,7 @@ func startCanary(in Input, d Decision) Decision {
 // decideCanary: the target's canary set takes traffic; follow its steps.
 func decideCanary(in Input) Decision {
 	cs, c, v := in.Canary, in.Candidate, in.Target.Version
-	step := canaryStepName(cs.Step, cs.Steps)
+	step := CanaryStepName(cs.Step, cs.Steps)
 	abort := func(reason v1alpha1.Reason, msg string) Decision {
 		return Decision{Action: ActionFailCandidate, Reason: reason,
 			Message: fmt.Sprintf("canary of version %s, %s: %s; the Service is back on production alone", v, step, msg)}
@@ -105,13 +105,13 @@ func decideCanary(in Input) Decision {
 			passed += " (" + cs.Analysis.Message + ")"
 		}
 		return Decision{Action: ActionCanaryStep, Step: cs.Step + 1, Reason: v1alpha1.ReasonCanaryStep,
-			Message: passed + "; moving to " + canaryStepName(cs.Step+1, cs.Steps)}
+			Message: passed + "; moving to " + CanaryStepName(cs.Step+1, cs.Steps)}
 	}
 }
 
-// canaryStepName names step i of n for messages: "step 2 of 3", or "the
+// CanaryStepName names step i of n for messages: "step 2 of 3", or "the
 // full set" for the growth before the switch.
-func canaryStepName(i, n int) string {
+func CanaryStepName(i, n int) string {
 	if i >= n {
 		return "the full set"
 	}
