@@ -162,9 +162,21 @@ func TestChampionServesPredictions(t *testing.T) {
 	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(md), svc); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := predict(svc.Spec.ClusterIP); err != nil || got != jsonInts(res[0].Predictions) {
-		t.Errorf("through the Service %s: %s %v", svc.Spec.ClusterIP, got, err)
-	}
+	// kube-proxy programs the Service's rules after the EndpointSlice
+	// shows the Ready pods: a first version's Service may refuse for a
+	// moment after Ready (seen once: connection refused at Ready).
+	ready := time.Now()
+	testenv.Eventually(t, 15*time.Second, "predictions through the Service "+svc.Spec.ClusterIP, func() error {
+		got, err := predict(svc.Spec.ClusterIP)
+		if err != nil {
+			return err
+		}
+		if want := jsonInts(res[0].Predictions); got != want {
+			t.Fatalf("through the Service: predictions %s, the model predicts %s", got, want)
+		}
+		return nil
+	})
+	t.Logf("MEASURED Ready -> answered through the Service: %s", time.Since(ready).Round(100*time.Millisecond))
 	for _, p := range running {
 		t.Logf("MEASURED pod %s: created -> Ready %s", p.Name, readyAfter(&p).Round(100*time.Millisecond))
 	}
