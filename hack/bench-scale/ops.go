@@ -23,6 +23,7 @@ type creation struct {
 	conditions []map[string]trueAt // per object, first True of stepConditions
 	samples    []opsSample         // the operator's metrics while waiting
 	ops        opsWindow           // its counters, before the first create -> all Ready
+	machine    machineWindow       // the machine's CPU, by part of the test bed, over the same window
 }
 
 // opsWindow is what the operator's own counters and histograms (sums and
@@ -294,6 +295,7 @@ func printTimeWent(w io.Writer, c config, r *result) {
 			ms(api.serverSeconds/float64(l.objects)), ms(l.p90.Seconds()), ms(l.max.Seconds()), num(round1(api.serverSeconds)))
 	}
 	fmt.Fprintf(w, "    operator CPU: %s s in %s = %.2f of the machine's cores\n", num(round1(o.cpu)), secs(el), mean(o.cpu, el.Seconds()))
+	fmt.Fprintf(w, "    machine CPU (/proc, every process of the test bed): %s\n", r.creation.machine)
 }
 
 // short is a time in seconds, in milliseconds under a second.

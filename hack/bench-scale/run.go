@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -99,6 +100,7 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 		}
 	}()
 	scrapedBefore := time.Now()
+	cpuBefore, cpuErr := readMachineCPU()
 	beforeCreate, err := scrapeMetrics(st.MetricsURL)
 	if err != nil {
 		return nil, err
@@ -168,6 +170,9 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	cond := t.conditionTimes(names)
 	r.creation = creation{objects: stepsOf(start, createdAt, cond, ready), conditions: cond, samples: samples,
 		ops: opsBetween(beforeCreate, allReady, scrapedAfter.Sub(scrapedBefore))}
+	if cpuAfter, err := readMachineCPU(); err == nil && cpuErr == nil {
+		r.creation.machine = cpuBetween(cpuBefore, cpuAfter, runtime.NumCPU())
+	}
 	sampler.setPhase("idle")
 	fmt.Printf("    all %d Ready %s after the first create (per object: p50 %s, p90 %s)\n", n, secs(r.allReady), secs(r.p50), secs(r.p90))
 	fmt.Printf("    %s\n", r.creation.summary(c))
