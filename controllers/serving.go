@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
@@ -45,34 +46,30 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 	if err := r.checkOwnership(ctx, md, append([]client.Object{dep}, objs...)...); err != nil {
 		return false, err
 	}
+	// The Deployment (with its initial replica count when new) and the
+	// objects in front of it are applied at once: each apply is a round
+	// trip to the API server, and at a thousand ModelDeployments the
+	// reconcile workers' time is mostly these round trips. The first
+	// error stops the others; the next pass applies what is left.
 	created := s.w.production == nil
-	replicas := dep.Spec.Replicas
-	dep.Spec.Replicas = nil
-	applied, err := apply(ctx, r.Client, dep, FieldOwner)
-	if err != nil {
-		return false, err
+	var production *appsv1.Deployment
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		production, err = r.applyProduction(gctx, dep, created)
+		return err
+	})
+	for _, obj := range objs {
+		g.Go(func() error {
+			_, err := apply(gctx, r.Client, obj, FieldOwner)
+			return err
+		})
 	}
-	if created {
-		scale := &appsv1.Deployment{
-			TypeMeta:   dep.TypeMeta,
-			ObjectMeta: metav1.ObjectMeta{Name: dep.Name, Namespace: dep.Namespace},
-			Spec:       appsv1.DeploymentSpec{Replicas: replicas},
-		}
-		if applied, err = applyPartial(ctx, r.Client, scale, initialReplicasOwner); err != nil {
-			return false, err
-		}
-	}
-	production := &appsv1.Deployment{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, production); err != nil {
+	if err := g.Wait(); err != nil {
 		return false, err
 	}
 	s.w.production = production
 
-	for _, obj := range objs {
-		if _, err := apply(ctx, r.Client, obj, FieldOwner); err != nil {
-			return false, err
-		}
-	}
 	if !md.Spec.NetworkPolicyEnabled() {
 		if err := r.deleteOwned(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: md.Name, Namespace: md.Namespace}}, md); err != nil {
 			return false, err
@@ -81,6 +78,35 @@ func (r *ModelDeploymentReconciler) applyServingObjects(ctx context.Context, s *
 	md.Status.Endpoint = resources.Endpoint(md)
 	r.reportRequestMetrics(s)
 	return true, nil
+}
+
+// applyProduction applies the production Deployment dep without its
+// replica count, which the main field manager never owns (the
+// HorizontalPodAutoscaler does); a new Deployment gets dep's count once,
+// under its own field manager. It returns the Deployment as the API server
+// answered.
+func (r *ModelDeploymentReconciler) applyProduction(ctx context.Context, dep *appsv1.Deployment, created bool) (*appsv1.Deployment, error) {
+	replicas := dep.Spec.Replicas
+	dep.Spec.Replicas = nil
+	applied, err := apply(ctx, r.Client, dep, FieldOwner)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		scale := &appsv1.Deployment{
+			TypeMeta:   dep.TypeMeta,
+			ObjectMeta: metav1.ObjectMeta{Name: dep.Name, Namespace: dep.Namespace},
+			Spec:       appsv1.DeploymentSpec{Replicas: replicas},
+		}
+		if applied, err = applyPartial(ctx, r.Client, scale, initialReplicasOwner); err != nil {
+			return nil, err
+		}
+	}
+	production := &appsv1.Deployment{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, production); err != nil {
+		return nil, err
+	}
+	return production, nil
 }
 
 // deleteOwned deletes obj when it exists and md controls it.
