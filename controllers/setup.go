@@ -24,7 +24,9 @@ import (
 
 	"github.com/mlflow-operator/mlflow-operator/internal/analysis"
 	"github.com/mlflow-operator/mlflow-operator/internal/builds"
+	"github.com/mlflow-operator/mlflow-operator/internal/eventrecorder"
 	"github.com/mlflow-operator/mlflow-operator/internal/imagebuild"
+	"github.com/mlflow-operator/mlflow-operator/internal/metrics"
 	"github.com/mlflow-operator/mlflow-operator/internal/mlflow"
 	"github.com/mlflow-operator/mlflow-operator/internal/notify"
 	"github.com/mlflow-operator/mlflow-operator/internal/registryauth"
@@ -236,10 +238,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		return nil, err
 	}
 	triggers := make(chan event.GenericEvent, 1024)
+	recorder := NewEventRecorder(mgr)
+	if err := mgr.Add(recorder); err != nil {
+		return nil, err
+	}
 	r := &ModelDeploymentReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("mlflow-operator"),
+		Recorder:                recorder,
 		Resolver:                res,
 		Examples:                res,
 		SmokeTester:             o.SmokeTester,
@@ -323,4 +329,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ModelDeploymentRe
 		return nil, err
 	}
 	return r, nil
+}
+
+// NewEventRecorder is the operator's event recorder on mgr's client: add it
+// to mgr to have its Events written (internal/eventrecorder says why it is
+// not client-go's broadcaster).
+func NewEventRecorder(mgr ctrl.Manager) *eventrecorder.Recorder {
+	return eventrecorder.New(mgr.GetClient(), mgr.GetScheme(), FieldOwner, eventrecorder.DefaultQueue,
+		mgr.GetLogger().WithName("events"), metrics.EventDropped)
 }

@@ -126,6 +126,10 @@ var (
 		Namespace: Namespace, Name: "modeldeployment_ready",
 		Help: "1 when the ModelDeployment's Ready condition is True, else 0.",
 	}, []string{"namespace", "name"})
+	eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "events_dropped_total",
+		Help: "Kubernetes Events the operator recorded but did not write, by reason: queue_full (the API server fell behind), refused (the API server refused or did not answer the write).",
+	}, []string{"reason"})
 	stalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "modeldeployment_stalled",
 		Help: "1 when the ModelDeployment's Stalled condition is True (it cannot progress without a change), else 0.",
@@ -134,7 +138,7 @@ var (
 
 // collectors is every metric of the package, registered once.
 var collectors = []prometheus.Collector{builds, buildSeconds, pushedBytes, resolutions, mlflowRequests, mlflowSeconds,
-	deliveries, rollouts, rollbacks, held, promotionSeconds, info, ready, stalled}
+	deliveries, rollouts, rollbacks, held, promotionSeconds, info, ready, stalled, eventsDropped}
 
 // RollbackReasons and HeldReasons are the reasons a rollback or a held
 // version is recorded with (the condition reasons internal/rollout decides).
@@ -153,6 +157,9 @@ func init() {
 	// increase, and alert no one.
 	for _, r := range []string{BuildPushed, BuildReused, BuildFailed, BuildCanceled} {
 		builds.WithLabelValues(r)
+	}
+	for _, r := range []string{EventQueueFull, EventRefused} {
+		eventsDropped.WithLabelValues(r)
 	}
 	for _, o := range []string{RolloutSucceeded, RolloutFailed, RolloutRolledBack} {
 		rollouts.WithLabelValues(o)
@@ -236,6 +243,15 @@ func RolledBack(reason string) { rollbacks.WithLabelValues(reason).Inc() }
 // VersionHeld records a version recorded as failed and its reason (a
 // condition reason).
 func VersionHeld(reason string) { held.WithLabelValues(reason).Inc() }
+
+// Why a Kubernetes Event was not written (EventDropped).
+const (
+	EventQueueFull = "queue_full"
+	EventRefused   = "refused"
+)
+
+// EventDropped counts an Event recorded but not written.
+func EventDropped(reason string) { eventsDropped.WithLabelValues(reason).Inc() }
 
 // Promoted records the time from a registry change to Ready.
 func Promoted(trigger string, d time.Duration) {

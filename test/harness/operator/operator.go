@@ -35,7 +35,11 @@ func WithSetup(o controllers.Options) Wiring {
 // recorder come from the manager.
 func WithReconciler(r controllers.ModelDeploymentReconciler) Wiring {
 	return func(_ context.Context, mgr ctrl.Manager) error {
-		r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("mlflow-operator")
+		recorder := controllers.NewEventRecorder(mgr)
+		if err := mgr.Add(recorder); err != nil {
+			return err
+		}
+		r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), recorder
 		return r.SetupWithManager(mgr)
 	}
 }
