@@ -49,6 +49,7 @@ type opsWindow struct {
 	mlflowFailed          float64
 	resolutions           map[string]float64
 	apiClient             float64 // rest_client_requests_total
+	eventsDropped         float64 // mlflow_operator_events_dropped_total
 	cpu                   float64 // process_cpu_seconds_total
 }
 
@@ -74,6 +75,7 @@ func opsBetween(before, after scrape, elapsed time.Duration) opsWindow {
 		mlflowSeconds:    delta(before, after, "mlflow_operator_mlflow_request_duration_seconds_sum", "operation"),
 		resolutions:      delta(before, after, "mlflow_operator_resolutions_total", "result", "source"),
 		apiClient:        d("rest_client_requests_total", nil),
+		eventsDropped:    d("mlflow_operator_events_dropped_total", nil),
 		cpu:              d("process_cpu_seconds_total", nil),
 	}
 	for k, v := range reconciles {
@@ -288,8 +290,8 @@ func printTimeWent(w io.Writer, c config, r *result) {
 		num(total(o.mlflow)), num(o.mlflowFailed), ms(mean(mlflowSecs, total(o.mlflow))), num(round1(mlflowSecs)), joinCounts(o.mlflow, 1))
 	fmt.Fprintf(w, "      resolutions by result/source: %s\n", joinCounts(o.resolutions, 1))
 	api := r.createPhase
-	fmt.Fprintf(w, "    API: %s requests [apiserver] in %s = %s/s (%s writes/s); [client-go] %s\n",
-		num(api.all), secs(r.allReady), rate(api.all/r.allReady.Seconds()), rate(api.writes/r.allReady.Seconds()), num(o.apiClient))
+	fmt.Fprintf(w, "    API: %s requests [apiserver] in %s = %s/s (%s writes/s); [client-go] %s; Events recorded but not written %s\n",
+		num(api.all), secs(r.allReady), rate(api.all/r.allReady.Seconds()), rate(api.writes/r.allReady.Seconds()), num(o.apiClient), num(o.eventsDropped))
 	if l := api.latency(); l.objects > 0 {
 		fmt.Fprintf(w, "      API server time per request (audit: received -> response complete, watches excluded): mean %s, p90 %s, max %s; %s s in all\n",
 			ms(api.serverSeconds/float64(l.objects)), ms(l.p90.Seconds()), ms(l.max.Seconds()), num(round1(api.serverSeconds)))

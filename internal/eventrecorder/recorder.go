@@ -14,13 +14,16 @@ package eventrecorder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/reference"
@@ -120,28 +123,68 @@ func (r *Recorder) Eventf(regarding runtime.Object, related runtime.Object, even
 	}
 }
 
+// writers is how many Events are written at once: at a thousand new
+// ModelDeployments the operator records about 20 a second, and a write
+// waits on an API server that may take 100 ms to answer.
+const writers = 8
+
 // Start writes queued Events until ctx is done; what is still queued then
 // is dropped.
 func (r *Recorder) Start(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e := <-r.queue:
-			r.write(ctx, e)
-		}
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-r.queue:
+					r.write(ctx, e)
+				}
+			}
+		})
 	}
+	wg.Wait()
+	return nil
 }
 
 // NeedLeaderElection is false: every replica writes the Events it records
 // (only the leader's reconcilers record any).
 func (r *Recorder) NeedLeaderElection() bool { return false }
 
+// write creates e, trying again twice (after 1 s, then 2 s) when the API
+// server was busy or did not answer; a refusal is final.
 func (r *Recorder) write(ctx context.Context, e *eventsv1.Event) {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	if err := r.client.Create(ctx, e); err != nil {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt) * time.Second):
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, r.timeout)
+		err = r.client.Create(wctx, e)
+		cancel()
+		if err == nil || !transient(err) {
+			break
+		}
+	}
+	if err != nil {
 		r.dropped(metrics.EventRefused)
 		r.log.V(1).Info("Event not written", "reason", e.Reason, "regarding", e.Regarding.Name, "error", err.Error())
 	}
+}
+
+// transient: the API server was overloaded, timed out or did not answer.
+func transient(err error) bool {
+	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) || !isAPIStatus(err)
+}
+
+// isAPIStatus: the API server answered (anything else is the network).
+func isAPIStatus(err error) bool {
+	var s apierrors.APIStatus
+	return errors.As(err, &s)
 }

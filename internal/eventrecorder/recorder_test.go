@@ -2,17 +2,21 @@ package eventrecorder
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1alpha1 "github.com/mlflow-operator/mlflow-operator/api/v1alpha1"
 )
@@ -97,16 +101,38 @@ func TestNoteIsCutToWhatTheAPIServerAccepts(t *testing.T) {
 	}
 }
 
-func TestRefusedWriteIsCounted(t *testing.T) {
+func TestRefusedWriteIsCountedAndBusyRetried(t *testing.T) {
 	s := newScheme(t)
 	var dropped []string
-	// A client whose scheme lacks events.k8s.io: every create fails.
-	bare := runtime.NewScheme()
-	r := New(fake.NewClientBuilder().WithScheme(bare).Build(), s, "mlflow-operator", 1, logr.Discard(),
-		func(reason string) { dropped = append(dropped, reason) })
-	r.Eventf(md(), nil, "Normal", "Promoted", "Promote", "x")
+	calls := 0
+	answers := []error{
+		apierrors.NewForbidden(schema.GroupResource{Group: "events.k8s.io", Resource: "events"}, "x", errors.New("no")),
+		apierrors.NewTooManyRequests("busy", 1),
+		nil,
+	}
+	c := fake.NewClientBuilder().WithScheme(s).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			err := answers[calls]
+			calls++
+			if err != nil {
+				return err
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build()
+	r := New(c, s, "mlflow-operator", 2, logr.Discard(), func(reason string) { dropped = append(dropped, reason) })
+	r.Eventf(md(), nil, "Normal", "Promoted", "Promote", "refused")
 	r.write(context.Background(), <-r.queue)
-	if len(dropped) != 1 || dropped[0] != "refused" {
-		t.Fatalf("dropped %v, want [refused]", dropped)
+	if calls != 1 || len(dropped) != 1 || dropped[0] != "refused" {
+		t.Fatalf("a refusal: %d tries, dropped %v; want 1 try and [refused]", calls, dropped)
+	}
+	r.Eventf(md(), nil, "Normal", "Promoted", "Promote", "busy, then written")
+	r.write(context.Background(), <-r.queue)
+	var list eventsv1.EventList
+	if err := c.List(context.Background(), &list); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 3 || len(dropped) != 1 || len(list.Items) != 1 || list.Items[0].Note != "busy, then written" {
+		t.Fatalf("a busy API server: %d tries in all, dropped %v, %d written; want 3, [refused], 1", calls, dropped, len(list.Items))
 	}
 }
