@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,16 +142,18 @@ type machineWindow struct {
 
 // cpuBetween is the CPU each part used between before and after. A process
 // that started in between counts from zero; one that ended is not counted.
-func cpuBetween(before, after machineCPU, cores int) machineWindow {
+func cpuBetween(before, after machineCPU) machineWindow {
 	el := after.at.Sub(before.at)
-	w := machineWindow{elapsed: el, cores: float64(cores), byPart: map[string]float64{}}
+	w := machineWindow{elapsed: el, byPart: map[string]float64{}}
 	if el <= 0 || after.total <= before.total {
 		return w
 	}
 	w.readable = true
 	secs := el.Seconds()
 	all := after.total - before.total
-	// /proc/stat counts every CPU: all/secs/clockTicks is the CPUs seen.
+	// /proc/stat adds up every CPU's time: all of it over the elapsed
+	// time is the number of CPUs.
+	w.cores = math.Round(all / clockTicks / secs)
 	w.busy = (all - (after.idle - before.idle)) / clockTicks / secs
 	for pid, p := range after.procs {
 		d := p.ticks

@@ -43,9 +43,9 @@ func TestCPUBetween(t *testing.T) {
 		4: {"kwok", 100},            // started in between: 0.1
 		// pid 3 ended: not counted
 	}}
-	w := cpuBetween(before, after, 2)
-	if w.busy != 1.5 {
-		t.Fatalf("busy %v cores, want 1.5", w.busy)
+	w := cpuBetween(before, after)
+	if w.busy != 1.5 || w.cores != 2 {
+		t.Fatalf("busy %v of %v cores, want 1.5 of 2 (2,000 ticks in 10 s)", w.busy, w.cores)
 	}
 	want := map[string]float64{"kube-apiserver": 0.8, "operator": 0.2, "kwok": 0.1}
 	for k, v := range want {

@@ -64,6 +64,8 @@ mlflow_operator_mlflow_request_duration_seconds_sum{operation="model-versions/ge
 mlflow_operator_resolutions_total{result="resolved",source="mlflow"} 5
 mlflow_operator_resolutions_total{result="resolved",source="cache"} 95
 rest_client_requests_total{code="200",host="h",method="GET"} 70
+mlflow_operator_events_dropped_total{reason="queue_full"} 4
+mlflow_operator_events_dropped_total{reason="refused"} 1
 process_cpu_seconds_total 22
 `
 
@@ -97,8 +99,8 @@ func TestOpsBetween(t *testing.T) {
 	if total(o.mlflow) != 102 || o.mlflowFailed != 2 || total(o.mlflowSeconds) != 3 || o.resolutions["resolved/cache"] != 95 {
 		t.Errorf("MLflow: %+v", o)
 	}
-	if o.apiClient != 70 || o.cpu != 20 {
-		t.Errorf("client %v, cpu %v", o.apiClient, o.cpu)
+	if o.apiClient != 70 || o.cpu != 20 || o.eventsDropped != 5 {
+		t.Errorf("client %v, cpu %v, Events dropped %v", o.apiClient, o.cpu, o.eventsDropped)
 	}
 	s := sampleOf(3*time.Second, before, after)
 	if s.depth != 42 || s.active != 3 || s.builds != 100 || s.mlflow != 102 || s.reconciles != 200 || s.apiClient != 70 {

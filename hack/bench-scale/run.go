@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -171,7 +170,7 @@ func runOne(ctx context.Context, st *stack.Stack, audit *auditLog, c config, mod
 	r.creation = creation{objects: stepsOf(start, createdAt, cond, ready), conditions: cond, samples: samples,
 		ops: opsBetween(beforeCreate, allReady, scrapedAfter.Sub(scrapedBefore))}
 	if cpuAfter, err := readMachineCPU(); err == nil && cpuErr == nil {
-		r.creation.machine = cpuBetween(cpuBefore, cpuAfter, runtime.NumCPU())
+		r.creation.machine = cpuBetween(cpuBefore, cpuAfter)
 	}
 	sampler.setPhase("idle")
 	fmt.Printf("    all %d Ready %s after the first create (per object: p50 %s, p90 %s)\n", n, secs(r.allReady), secs(r.p50), secs(r.p90))

@@ -36,9 +36,10 @@ import (
 // Limits of an Event's fields the API server enforces (events.k8s.io/v1
 // validation): a longer note or reason would be refused.
 const (
-	maxNote   = 1024
-	maxReason = 128
-	maxAction = 128
+	maxNote     = 1024
+	maxReason   = 128
+	maxAction   = 128
+	maxInstance = 128
 )
 
 // DefaultQueue is how many Events may wait to be written. A full queue
@@ -58,9 +59,6 @@ type Recorder struct {
 	// dropped is called for every Event not written, with why
 	// (metrics.EventQueueFull or metrics.EventRefused).
 	dropped func(reason string)
-	// timeout bounds each write.
-	timeout time.Duration
-	now     func() time.Time
 	// lastLog is when a full queue was last logged (Unix nanoseconds).
 	lastLog atomic.Int64
 }
@@ -77,8 +75,8 @@ func New(c client.Client, scheme *runtime.Scheme, controller string, queue int, 
 	if dropped == nil {
 		dropped = func(string) {}
 	}
-	return &Recorder{client: c, scheme: scheme, controller: controller, instance: controller + "-" + host,
-		queue: make(chan *eventsv1.Event, queue), log: log, dropped: dropped, timeout: 10 * time.Second, now: time.Now}
+	return &Recorder{client: c, scheme: scheme, controller: controller, instance: text.Shorten(controller+"-"+host, maxInstance),
+		queue: make(chan *eventsv1.Event, queue), log: log, dropped: dropped}
 }
 
 // Eventf queues an Event about regarding (related may be nil). It never
@@ -90,7 +88,7 @@ func (r *Recorder) Eventf(regarding runtime.Object, related runtime.Object, even
 		r.dropped(metrics.EventRefused)
 		return
 	}
-	now := r.now()
+	now := time.Now()
 	e := &eventsv1.Event{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fmt.Sprintf("%s.%x", ref.Name, now.UnixNano()),
@@ -98,7 +96,7 @@ func (r *Recorder) Eventf(regarding runtime.Object, related runtime.Object, even
 		},
 		EventTime:           metav1.NewMicroTime(now),
 		ReportingController: r.controller,
-		ReportingInstance:   text.Shorten(r.instance, 128),
+		ReportingInstance:   r.instance,
 		Action:              text.Shorten(action, maxAction),
 		Reason:              text.Shorten(reason, maxReason),
 		Regarding:           *ref,
@@ -127,6 +125,9 @@ func (r *Recorder) Eventf(regarding runtime.Object, related runtime.Object, even
 // ModelDeployments the operator records about 20 a second, and a write
 // waits on an API server that may take 100 ms to answer.
 const writers = 8
+
+// writeTimeout bounds each write.
+const writeTimeout = 10 * time.Second
 
 // Start writes queued Events until ctx is done; what is still queued then
 // is dropped.
@@ -164,7 +165,7 @@ func (r *Recorder) write(ctx context.Context, e *eventsv1.Event) {
 			case <-time.After(time.Duration(attempt) * time.Second):
 			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, r.timeout)
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 		err = r.client.Create(wctx, e)
 		cancel()
 		if err == nil || !transient(err) {
