@@ -104,12 +104,20 @@ func activeIs(t *testing.T, md *v1alpha1.ModelDeployment, slot v1alpha1.Slot, v 
 		if m.Status.ActiveSlot != slot {
 			return fmt.Errorf("status.activeSlot %q", m.Status.ActiveSlot)
 		}
-		if m.Status.Serving == nil || m.Status.Serving.Version != v || m.Status.Promoting != nil {
-			return fmt.Errorf("serving %+v promoting %+v", m.Status.Serving, m.Status.Promoting)
-		}
 		role, name := string(slot), md.Name+"-"+string(slot)
 		if slot == "" {
 			role, name = v1alpha1.RoleProduction, md.Name
+		}
+		if m.Status.Serving == nil || m.Status.Serving.Version != v || m.Status.Promoting != nil {
+			// The slot's generation against what the test last reported
+			// observed: a change after the test completed it waits for a
+			// deployment controller envtest does not run.
+			gens := "no Deployment"
+			if d := slotDeployment(t, md, slot); d != nil {
+				gens = fmt.Sprintf("generation %d, observed %d", d.Generation, d.Status.ObservedGeneration)
+			}
+			return fmt.Errorf("serving %+v promoting %+v; Deployment %s: %s; Ready: %+v", m.Status.Serving, m.Status.Promoting,
+				name, gens, condition(m, v1alpha1.ConditionReady))
 		}
 		svc := &corev1.Service{}
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(md), svc); err != nil {
